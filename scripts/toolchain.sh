@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# Builds or installs every binary the local test environment needs, and caches each one under
+#   ${FIREBREAK_CACHE:-~/.cache/firebreak}/<component>-<version>/bin/
+# A component directory exists only once its build has finished: builds happen in a scratch
+# directory that is renamed into place at the end, so an interrupted build is rebuilt, never reused.
+#
+# Usage: scripts/toolchain.sh            # ensure everything, print the bin directories
+#        scripts/toolchain.sh --print    # print KEY=path lines for the binaries (after ensuring)
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=versions.env
+source "$here/versions.env"
+
+cache="${FIREBREAK_CACHE:-$HOME/.cache/firebreak}"
+mkdir -p "$cache"
+
+export CGO_ENABLED=0
+# Never let `go` fetch a different toolchain: only the module proxy is reachable.
+export GOTOOLCHAIN=local
+export GOFLAGS=-mod=mod
+
+log() { printf '[toolchain] %s\n' "$*" >&2; }
+die() { printf '[toolchain] error: %s\n' "$*" >&2; exit 1; }
+
+need() {
+    command -v "$1" >/dev/null 2>&1 || die "'$1' is not installed. $2"
+}
+
+# with_scratch NAME FUNC: runs FUNC SCRATCH_DIR, then renames SCRATCH_DIR to $cache/NAME.
+# Leftover scratch directories from interrupted builds are deleted first.
+with_scratch() {
+    local name="$1" fn="$2" final="$cache/$1"
+    if [[ -f "$final/.complete" ]]; then
+        return 0
+    fi
+    rm -rf "$final" "$cache/.scratch-$name".*
+    local scratch
+    scratch="$(mktemp -d "$cache/.scratch-$name.XXXXXX")"
+    local started=$SECONDS
+    log "building $name (first run only; cached afterwards)"
+    if ! "$fn" "$scratch"; then
+        rm -rf "$scratch"
+        die "building $name failed (see the Go output above). Check that the Go module proxy is reachable (GOPROXY=$(go env GOPROXY)) and that $(go version | cut -d' ' -f3) can build it; then rerun."
+    fi
+    date -u +%FT%TZ > "$scratch/.complete"
+    mv "$scratch" "$final"
+    log "built $name in $((SECONDS - started))s"
+}
+
+# A throwaway Go module requiring k8s.io/kubernetes, with every staging module (which the
+# kubernetes go.mod points at ./staging/...) replaced by its published v0.x release.
+build_kubernetes() {
+    local out="$1" work="$1/src"
+    local minor="${KUBE_VERSION#v1.}" # 35.4
+    local staging_version="v0.${minor}"
+    mkdir -p "$work" "$out/bin"
+    local gomod
+    gomod="$(cd "$work" && go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')"
+    [[ -f "$gomod" ]] || { log "could not download k8s.io/kubernetes@$KUBE_VERSION"; return 1; }
+    {
+        echo "module firebreak.dev/kubernetes-build"
+        echo
+        echo "go 1.25"
+        echo
+        echo "require k8s.io/kubernetes $KUBE_VERSION"
+        echo
+        echo "replace ("
+        grep -E '^\s*k8s\.io/[a-z0-9-]+ => \./staging/' "$gomod" |
+            awk -v v="$staging_version" '{ print "\t" $1 " => " $1 " " v }'
+        echo ")"
+    } > "$work/go.mod"
+    (
+        cd "$work"
+        go build -trimpath -ldflags "-s -w \
+            -X k8s.io/component-base/version.gitVersion=$KUBE_VERSION \
+            -X k8s.io/component-base/version.gitMajor=1 \
+            -X k8s.io/component-base/version.gitMinor=${minor%%.*} \
+            -X k8s.io/client-go/pkg/version.gitVersion=$KUBE_VERSION" \
+            -o "$out/bin/" \
+            k8s.io/kubernetes/cmd/kube-apiserver \
+            k8s.io/kubernetes/cmd/kube-controller-manager \
+            k8s.io/kubernetes/cmd/kube-scheduler \
+            k8s.io/kubernetes/cmd/kubectl
+    ) || return 1
+    rm -rf "$work"
+}
+
+build_kwok() {
+    local out="$1"
+    mkdir -p "$out/bin"
+    GOBIN="$out/bin" go install -trimpath -ldflags "-s -w" \
+        "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" \
+        "sigs.k8s.io/kwok/cmd/kwokctl@$KWOK_VERSION"
+}
+
+# etcd's server module has replace directives of its own, so `go install pkg@version` refuses it:
+# build its main package from a throwaway module instead.
+build_etcd() {
+    local out="$1" work="$1/src"
+    mkdir -p "$work" "$out/bin"
+    cat > "$work/go.mod" <<EOF
+module firebreak.dev/etcd-build
+
+go 1.25
+
+require go.etcd.io/etcd/server/v3 $ETCD_VERSION
+EOF
+    (cd "$work" && go build -trimpath -ldflags "-s -w" -o "$out/bin/etcd" go.etcd.io/etcd/server/v3) || return 1
+    rm -rf "$work"
+}
+
+ensure_prometheus() {
+    if command -v prometheus >/dev/null 2>&1; then
+        return 0
+    fi
+    if [[ $(id -u) -ne 0 ]]; then
+        die "prometheus is not installed. Install Debian's package: sudo apt-get install --no-install-recommends prometheus"
+    fi
+    log "installing Debian package '$PROMETHEUS_DEBIAN_PACKAGE'"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null ||
+        die "apt-get update failed; check that Debian's package mirror is reachable"
+    apt-get install -y -qq --no-install-recommends "$PROMETHEUS_DEBIAN_PACKAGE" >/dev/null ||
+        die "apt-get install $PROMETHEUS_DEBIAN_PACKAGE failed; run it by hand to see why"
+    command -v prometheus >/dev/null 2>&1 || die "prometheus still not on PATH after installing $PROMETHEUS_DEBIAN_PACKAGE"
+}
+
+need go "Install Go 1.25 or newer (https://go.dev/doc/install)."
+ensure_prometheus
+with_scratch "kubernetes-$KUBE_VERSION" build_kubernetes
+with_scratch "kwok-$KWOK_VERSION" build_kwok
+with_scratch "etcd-$ETCD_VERSION" build_etcd
+
+kbin="$cache/kubernetes-$KUBE_VERSION/bin"
+cat <<EOF
+KUBE_APISERVER=$kbin/kube-apiserver
+KUBE_CONTROLLER_MANAGER=$kbin/kube-controller-manager
+KUBE_SCHEDULER=$kbin/kube-scheduler
+KUBECTL=$kbin/kubectl
+KWOK=$cache/kwok-$KWOK_VERSION/bin/kwok
+KWOKCTL=$cache/kwok-$KWOK_VERSION/bin/kwokctl
+ETCD=$cache/etcd-$ETCD_VERSION/bin/etcd
+PROMETHEUS=$(command -v prometheus)
+EOF

@@ -1,0 +1,3 @@
+//! Canary analysis: metric providers and the judge that turns their counts into decisions.
+
+pub mod judge;

@@ -1,0 +1,452 @@
+//! The `Rollout` custom resource (`firebreak.dev/v1alpha1`, short name `frb`).
+//!
+//! The names here are Firebreak's public contract (DESIGN.md, "The API contract"). Validation that
+//! the API server can do is in the schema (ranges, patterns) and in CEL rules; what it cannot do is
+//! checked by [`crate::controller::validate`] and reported in status.
+
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::duration::DurationString;
+
+/// Desired state of a Rollout: a Deployment-like pod template plus how to move it to production.
+#[derive(CustomResource, KubeSchema, Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[kube(
+    group = "firebreak.dev",
+    version = "v1alpha1",
+    kind = "Rollout",
+    namespaced,
+    status = "RolloutStatus",
+    shortname = "frb",
+    category = "all",
+    derive = "PartialEq",
+    doc = "A Rollout replaces a Deployment: it moves each new pod template through canary steps, judges it against the stable version, and promotes or rolls it back.",
+    scale = r#"{"specReplicasPath":".spec.replicas","statusReplicasPath":".status.replicas","labelSelectorPath":".status.selector"}"#,
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Step","type":"integer","jsonPath":".status.currentStepIndex"}"#,
+    printcolumn = r#"{"name":"Weight","type":"integer","jsonPath":".status.canaryWeight"}"#,
+    printcolumn = r#"{"name":"Stable","type":"string","jsonPath":".status.stableRevision"}"#,
+    printcolumn = r#"{"name":"Canary","type":"string","jsonPath":".status.canaryRevision"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[x_kube(validation = Rule::new(
+    "has(self.selector.matchLabels) && size(self.selector.matchLabels) > 0 && has(self.template.metadata) && has(self.template.metadata.labels) && self.selector.matchLabels.all(k, k in self.template.metadata.labels && self.template.metadata.labels[k] == self.selector.matchLabels[k])"
+).message("spec.selector.matchLabels must be non-empty and every label in it must appear with the same value in spec.template.metadata.labels"))]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutSpec {
+    /// Number of pods the Rollout runs at steady state. Default 1.
+    #[serde(default = "default_replicas")]
+    #[schemars(range(min = 0))]
+    pub replicas: i32,
+
+    /// Label selector of the Rollout's pods. Must match `template.metadata.labels`.
+    pub selector: LabelSelector,
+
+    /// The pod template, exactly as in a Deployment. A change starts a new rollout.
+    pub template: PodTemplateSpec,
+
+    /// How many old ReplicaSets (scaled to zero) are kept for fast rollback. Default 3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub revision_history_limit: Option<i32>,
+
+    /// Seconds a canary (or the stable version) may take to make progress before the rollout is
+    /// rolled back (canary) or marked Degraded (stable). Default 600.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub progress_deadline_seconds: Option<i32>,
+
+    /// Hold the rollout at its current step. Scaling and rollback still happen.
+    #[serde(default)]
+    pub paused: bool,
+
+    /// How a new revision is moved to production.
+    pub strategy: Strategy,
+
+    /// Canary analysis: which metrics judge the canary against its baseline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<Analysis>,
+
+    /// After promotion, keep judging the new revision against a slice of the old one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bake: Option<Bake>,
+
+    /// When a rollout may start or advance. Rollback is always allowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub windows: Option<Windows>,
+
+    /// A feature flag flipped to its safe value before traffic moves back on rollback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kill_switch: Option<KillSwitch>,
+
+    /// Who is told when a rollout starts, is promoted or is rolled back.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notifications: Vec<Notification>,
+}
+
+fn default_replicas() -> i32 {
+    1
+}
+
+/// The rollout strategy. Only `canary` exists today.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Strategy {
+    /// Canary steps.
+    pub canary: CanaryStrategy,
+}
+
+/// A canary strategy: a list of steps, and whether to run a dedicated baseline.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CanaryStrategy {
+    /// Also run a fresh baseline ReplicaSet (the stable template) at the canary's size and judge
+    /// the canary against it instead of against the long-running stable pods.
+    #[serde(default)]
+    pub baseline: bool,
+
+    /// The steps, in order. Finishing the last step promotes the canary.
+    #[schemars(length(min = 1, max = 64))]
+    pub steps: Vec<Step>,
+}
+
+/// One canary step: exactly one of `setWeight` or `pause`.
+#[derive(KubeSchema, Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[x_kube(validation = Rule::new("has(self.setWeight) != has(self.pause)").message("each step sets exactly one of setWeight or pause, e.g. `- setWeight: 10` or `- pause: {duration: 5m}`"))]
+#[serde(rename_all = "camelCase")]
+pub struct Step {
+    /// Percent (0–100) of traffic for the canary. Without a traffic router, the share of pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
+    pub set_weight: Option<i32>,
+
+    /// Wait: for `duration`, or (without one) until `firebreak promote`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause: Option<Pause>,
+}
+
+/// A pause step.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Pause {
+    /// How long to wait, e.g. `30s`, `5m`, `1h30m`. Absent: wait for `promote`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<DurationString>,
+}
+
+/// What happens when analysis has been inconclusive past its deadline.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+pub enum OnInconclusive {
+    /// Keep holding the rollout at its step (never promote) until the data arrives.
+    #[default]
+    Hold,
+    /// Roll back.
+    Rollback,
+}
+
+/// Canary analysis settings.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Analysis {
+    /// How often the judge looks, e.g. `30s`. Default 30s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<DurationString>,
+
+    /// 1 − the probability of a false rollback over the whole rollout, in (0, 1). Default 0.99.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.5, max = 0.999999))]
+    pub confidence: Option<f64>,
+
+    /// What to do when data is still missing after the deadline. Default `Hold`.
+    #[serde(default)]
+    pub on_inconclusive: OnInconclusive,
+
+    /// The metrics that judge the canary.
+    #[schemars(length(min = 1, max = 16))]
+    pub metrics: Vec<Metric>,
+}
+
+/// One analysis metric: exactly one of `errorRate` or `crashRate`.
+#[derive(KubeSchema, Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[x_kube(validation = Rule::new("has(self.errorRate) != has(self.crashRate)").message("each metric sets exactly one of errorRate or crashRate"))]
+#[serde(rename_all = "camelCase")]
+pub struct Metric {
+    /// A name for people and for the incident record, e.g. `http-errors`.
+    #[schemars(length(min = 1, max = 63))]
+    pub name: String,
+
+    /// Error rate from Prometheus: errors / requests, canary vs baseline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_rate: Option<ErrorRate>,
+
+    /// Crash rate from pod status: restarts per pod-hour, canary vs baseline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crash_rate: Option<CrashRate>,
+}
+
+/// An error-rate metric.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorRate {
+    /// Where the counts come from.
+    pub prometheus: PrometheusQueries,
+    /// Largest tolerated canary/baseline error-rate ratio, ≥ 1. Default 1.5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1.0, max = 1000.0))]
+    pub max_ratio: Option<f64>,
+    /// Absolute ceiling on the canary's error fraction (0–1), whatever the baseline does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub max_rate: Option<f64>,
+}
+
+/// PromQL templates for an error-rate metric. Variables: `{{revision}}`, `{{arm}}`,
+/// `{{namespace}}`, `{{rollout}}`, `{{interval}}`.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PrometheusQueries {
+    /// Prometheus base URL, e.g. `http://prometheus.monitoring:9090`.
+    #[schemars(length(min = 1))]
+    pub address: String,
+    /// Query for the number of failed requests of one arm over `{{interval}}`.
+    #[schemars(length(min = 1))]
+    pub errors: String,
+    /// Query for the number of all requests of one arm over `{{interval}}`.
+    #[schemars(length(min = 1))]
+    pub total: String,
+}
+
+/// A crash-rate metric, measured from pod status.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CrashRate {
+    /// Largest tolerated canary/baseline restarts-per-pod-hour ratio, ≥ 1. Default 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1.0, max = 1000.0))]
+    pub max_ratio: Option<f64>,
+    /// Restarts of any one canary pod that roll back at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_restarts_per_pod: Option<i32>,
+}
+
+/// The bake watch after promotion.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Bake {
+    /// How long to keep judging after promotion, e.g. `1h`.
+    pub duration: DurationString,
+}
+
+/// Deployment windows and freezes.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Windows {
+    /// IANA time zone of the windows, e.g. `Europe/Berlin`. Default UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+    /// Weekly windows in which rollouts may start and advance.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<AllowWindow>,
+    /// Date ranges in which rollouts may not start or advance.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deny: Vec<DenyWindow>,
+}
+
+/// A weekly window, e.g. Mon–Thu 09:00–16:00.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AllowWindow {
+    /// Days of the week: `Mon` … `Sun`.
+    pub days: Vec<String>,
+    /// Local start time, `HH:MM`.
+    #[schemars(regex(pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"))]
+    pub start: String,
+    /// Local end time, `HH:MM`; before `start` means the window crosses midnight.
+    #[schemars(regex(pattern = r"^([01][0-9]|2[0-4]):[0-5][0-9]$"))]
+    pub end: String,
+}
+
+/// A freeze, in local civil time, e.g. `2026-12-20T00:00:00`.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DenyWindow {
+    /// Start (inclusive), local civil date-time.
+    pub from: String,
+    /// End (exclusive), local civil date-time.
+    pub to: String,
+}
+
+/// The kill switch: a ConfigMap key set to a safe value on rollback.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KillSwitch {
+    /// The ConfigMap key to flip.
+    pub config_map: ConfigMapFlag,
+}
+
+/// A ConfigMap key and the value that turns the new behaviour off.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigMapFlag {
+    /// ConfigMap name, in the Rollout's namespace.
+    pub name: String,
+    /// Key in the ConfigMap's data.
+    pub key: String,
+    /// The safe value written on rollback.
+    pub value: String,
+}
+
+/// A notification receiver.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Notification {
+    /// A name for status and Events.
+    pub name: String,
+    /// A webhook receiver.
+    pub webhook: Webhook,
+}
+
+/// A webhook receiver whose URL is kept in a Secret.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Webhook {
+    /// Payload format: `slack` or `json`.
+    pub format: String,
+    /// Where the URL is read from.
+    pub url_from: UrlSource,
+}
+
+/// Source of a webhook URL.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UrlSource {
+    /// A key of a Secret in the Rollout's namespace.
+    pub secret_key_ref: SecretKeyRef,
+}
+
+/// A key of a Secret.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    /// Secret name.
+    pub name: String,
+    /// Key in the Secret's data.
+    pub key: String,
+}
+
+/// The lifecycle phase of a Rollout.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+pub enum Phase {
+    /// Pods are being created or a canary is moving through its steps.
+    #[default]
+    Progressing,
+    /// Held: a pause step, `spec.paused`, or `firebreak pause`.
+    Paused,
+    /// The stable revision is the desired one and all its pods are available.
+    Healthy,
+    /// Something is wrong that Firebreak cannot fix by itself (see `message`).
+    Degraded,
+    /// The canary was aborted or failed; the stable revision serves all traffic.
+    RolledBack,
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self, f)
+    }
+}
+
+/// Observed state of a Rollout; everything needed to resume after a controller restart.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Lifecycle phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// What is happening, for people, with the numbers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Index into `spec.strategy.canary.steps` of the step being executed (absent without a canary).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_step_index: Option<i32>,
+    /// When the current step started (pause durations count from here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_started_at: Option<Time>,
+    /// Since when the rollout has been waiting for pods to become available (progress deadline).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_since: Option<Time>,
+    /// Percent (0–100) of traffic the canary is set to receive.
+    #[serde(default)]
+    pub canary_weight: i32,
+    /// pod-template-hash of the stable revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable_revision: Option<String>,
+    /// pod-template-hash of the canary revision, while a canary runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_revision: Option<String>,
+    /// When the current canary started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_started_at: Option<Time>,
+    /// pod-template-hash of a revision that was rolled back: it is not rolled out again until the
+    /// template changes or `firebreak retry` is run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolled_back_revision: Option<String>,
+    /// Why the last rollback happened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_reason: Option<String>,
+    /// Pods of all revisions (the scale subresource's replica count).
+    #[serde(default)]
+    pub replicas: i32,
+    /// Ready pods of all revisions.
+    #[serde(default)]
+    pub ready_replicas: i32,
+    /// Available pods of all revisions.
+    #[serde(default)]
+    pub available_replicas: i32,
+    /// Pods of the desired (`spec.template`) revision.
+    #[serde(default)]
+    pub updated_replicas: i32,
+    /// Available pods of the stable revision.
+    #[serde(default)]
+    pub stable_available_replicas: i32,
+    /// Available pods of the canary revision.
+    #[serde(default)]
+    pub canary_available_replicas: i32,
+    /// Label selector of the pods, as a string (for the scale subresource and HPA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+    /// User requests (annotation nonces) already acted on, so each acts exactly once.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub acknowledged_requests: std::collections::BTreeMap<String, String>,
+    /// The newest events of the rollout, oldest first, at most [`TIMELINE_LIMIT`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub timeline: Vec<TimelineEntry>,
+    /// kstatus conditions: `Ready`, `Progressing`, `Paused`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+/// Most timeline entries kept in status; older ones are dropped first.
+pub const TIMELINE_LIMIT: usize = 50;
+
+/// One timestamped fact in a rollout's history.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TimelineEntry {
+    /// When it happened.
+    pub time: Time,
+    /// What happened, as a CamelCase reason (also the Event reason), e.g. `CanaryStarted`.
+    pub reason: String,
+    /// A sentence with the details.
+    pub message: String,
+    /// The revision (pod-template-hash) concerned, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+}

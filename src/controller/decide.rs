@@ -1,0 +1,814 @@
+//! The decision: a pure function from what was observed (the Rollout, its ReplicaSets, the clock)
+//! to a [`Plan`] of what the ReplicaSets and the status should become.
+//!
+//! Nothing here talks to Kubernetes or reads the clock, so every transition is unit-tested. The
+//! plan is idempotent: deciding again on the state a plan produced yields the same plan, which is
+//! what lets a controller killed at any instant resume correctly.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::ResourceExt;
+
+use crate::api::{
+    PAUSED_ANNOTATION, Phase, REQUEST_ANNOTATION_PREFIX, Rollout, RolloutStatus, TIMELINE_LIMIT,
+    TimelineEntry,
+};
+
+use super::conditions;
+use super::revisions::{
+    Arm, DesiredReplicaSet, Revision, baseline_hash, replica_set_name, template_hash,
+};
+use super::validate::{StepKind, ValidSpec};
+
+/// Default `spec.progressDeadlineSeconds`.
+pub const DEFAULT_PROGRESS_DEADLINE: Duration = Duration::from_secs(600);
+/// Default `spec.revisionHistoryLimit`.
+pub const DEFAULT_REVISION_HISTORY_LIMIT: usize = 3;
+/// Longest time between two looks at a Rollout even when nothing happens.
+pub const RESYNC: Duration = Duration::from_secs(300);
+
+/// Everything the decision needs.
+#[derive(Clone, Debug)]
+pub struct Observed<'a> {
+    /// The Rollout, freshly read.
+    pub rollout: &'a Rollout,
+    /// Its validated spec.
+    pub spec: &'a ValidSpec,
+    /// Its ReplicaSets (owned by it).
+    pub revisions: &'a [Revision],
+    /// The current time.
+    pub now: Timestamp,
+}
+
+/// What should change.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    /// ReplicaSets to create or update, in the order to apply them.
+    pub replica_sets: Vec<DesiredReplicaSet>,
+    /// Names of ReplicaSets to delete (beyond `revisionHistoryLimit`, or finished baselines).
+    pub delete: Vec<String>,
+    /// The new status (written only if it differs from the observed one).
+    pub status: RolloutStatus,
+    /// Transitions that happened in this decision: each becomes a timeline entry (already in
+    /// `status.timeline`) and a Kubernetes Event.
+    pub transitions: Vec<Transition>,
+    /// When to look again even if nothing changes (a pause ending, a deadline).
+    pub requeue_after: Duration,
+}
+
+/// One transition, to be published as an Event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transition {
+    /// CamelCase reason, e.g. `CanaryStarted`.
+    pub reason: String,
+    /// Sentence with the details.
+    pub message: String,
+    /// Warning (something went wrong) or Normal.
+    pub warning: bool,
+}
+
+/// One-off user requests found in the Rollout's annotations and not yet acknowledged.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Requests {
+    promote: bool,
+    promote_full: bool,
+    abort: bool,
+    retry: bool,
+}
+
+/// The canary replica count for `weight` percent of `replicas`: rounded up, at least one pod
+/// for a non-zero weight, at most `replicas`.
+pub fn canary_replicas(replicas: i32, weight: i32) -> i32 {
+    if replicas <= 0 || weight <= 0 {
+        return 0;
+    }
+    let weight = weight.min(100) as i64;
+    let pods = (replicas as i64 * weight + 99) / 100;
+    pods.clamp(1, replicas as i64) as i32
+}
+
+/// The stable replica count next to `canary` canary pods at `weight` percent: the rest of
+/// `replicas`, but at least one pod while the weight is below 100 so the stable keeps serving.
+pub fn stable_replicas(replicas: i32, canary: i32, weight: i32) -> i32 {
+    let rest = (replicas - canary).max(0);
+    if weight < 100 && replicas > 0 {
+        rest.max(1)
+    } else {
+        rest
+    }
+}
+
+struct Decider<'a> {
+    rollout: &'a Rollout,
+    spec: &'a ValidSpec,
+    revisions: &'a [Revision],
+    now: Timestamp,
+    status: RolloutStatus,
+    transitions: Vec<Transition>,
+    /// Desired replicas per hash (revision arm), filled in as the decision goes.
+    desired: BTreeMap<String, i32>,
+    /// Desired baseline: (hash, template source hash, replicas).
+    baseline: Option<(String, String, i32)>,
+    /// Revisions to (re)number as newest, with their promotion time.
+    renumber: Option<String>,
+    promote_now: Option<String>,
+    requeue: Duration,
+    /// Apply scale-downs before scale-ups (a rollback: speed first).
+    mitigating: bool,
+}
+
+/// Decides what to do. See the module documentation.
+pub fn decide(observed: &Observed<'_>) -> Plan {
+    let mut d = Decider {
+        rollout: observed.rollout,
+        spec: observed.spec,
+        revisions: observed.revisions,
+        now: observed.now,
+        status: observed.rollout.status.clone().unwrap_or_default(),
+        transitions: Vec::new(),
+        desired: BTreeMap::new(),
+        baseline: None,
+        renumber: None,
+        promote_now: None,
+        requeue: RESYNC,
+        mitigating: false,
+    };
+    d.run();
+    d.finish()
+}
+
+impl<'a> Decider<'a> {
+    fn replicas(&self) -> i32 {
+        self.spec.replicas
+    }
+
+    fn revision(&self, hash: &str) -> Option<&'a Revision> {
+        self.revisions
+            .iter()
+            .find(|r| r.arm == Arm::Revision && r.hash == hash)
+    }
+
+    fn available(&self, hash: &str) -> i32 {
+        self.revision(hash).map_or(0, |r| r.available)
+    }
+
+    fn record(&mut self, reason: &str, message: String, revision: Option<&str>, warning: bool) {
+        self.status.timeline.push(TimelineEntry {
+            time: Time(self.now),
+            reason: reason.into(),
+            message: message.clone(),
+            revision: revision.map(str::to_string),
+        });
+        let excess = self.status.timeline.len().saturating_sub(TIMELINE_LIMIT);
+        self.status.timeline.drain(..excess);
+        self.transitions.push(Transition {
+            reason: reason.into(),
+            message,
+            warning,
+        });
+    }
+
+    fn requeue_in(&mut self, after: Duration) {
+        self.requeue = self.requeue.min(after.max(Duration::from_secs(1)));
+    }
+
+    /// Reads the request annotations and acknowledges them in status.
+    fn take_requests(&mut self) -> Requests {
+        let mut requests = Requests::default();
+        for (key, nonce) in self.rollout.annotations() {
+            let Some(verb) = key.strip_prefix(REQUEST_ANNOTATION_PREFIX) else {
+                continue;
+            };
+            if self.status.acknowledged_requests.get(verb) == Some(nonce) {
+                continue;
+            }
+            let known = match verb {
+                "promote" => {
+                    requests.promote = true;
+                    true
+                }
+                "promote-full" => {
+                    requests.promote_full = true;
+                    true
+                }
+                "abort" => {
+                    requests.abort = true;
+                    true
+                }
+                "retry" => {
+                    requests.retry = true;
+                    true
+                }
+                _ => false,
+            };
+            if known {
+                self.status
+                    .acknowledged_requests
+                    .insert(verb.to_string(), nonce.clone());
+            }
+        }
+        requests
+    }
+
+    fn paused(&self) -> Option<&'static str> {
+        if self.spec.paused {
+            Some("spec.paused is true")
+        } else if self
+            .rollout
+            .annotations()
+            .get(PAUSED_ANNOTATION)
+            .map(String::as_str)
+            == Some("true")
+        {
+            Some("paused by `firebreak pause`; run `firebreak resume` to continue")
+        } else {
+            None
+        }
+    }
+
+    fn run(&mut self) {
+        let target = template_hash(&self.spec.template);
+        let requests = self.take_requests();
+        let stable_known = self
+            .status
+            .stable_revision
+            .clone()
+            .filter(|s| *s == target || self.revision(s).is_some());
+
+        // First deploy (or the stable ReplicaSet vanished): the spec's template goes straight to stable.
+        let Some(stable) = stable_known else {
+            self.status.stable_revision = Some(target.clone());
+            self.clear_canary();
+            self.promote_now = Some(target.clone());
+            self.record(
+                "Deployed",
+                format!(
+                    "revision {target} deployed as stable with {} replicas",
+                    self.replicas()
+                ),
+                Some(&target),
+                false,
+            );
+            return self.steady(&target);
+        };
+
+        if requests.retry && self.status.rolled_back_revision.as_deref() == Some(target.as_str()) {
+            self.status.rolled_back_revision = None;
+            self.status.rollback_reason = None;
+            self.record(
+                "Retried",
+                format!(
+                    "retry requested: revision {target} is rolled out again from the first step"
+                ),
+                Some(&target),
+                false,
+            );
+        }
+
+        if target == stable {
+            if let Some(canary) = self.status.canary_revision.clone() {
+                self.record(
+                    "CanarySuperseded",
+                    format!("spec.template is back to stable revision {stable}: canary {canary} scaled down"),
+                    Some(&canary),
+                    false,
+                );
+                self.clear_canary();
+            }
+            return self.steady(&stable);
+        }
+
+        if self.status.rolled_back_revision.as_deref() == Some(target.as_str()) {
+            self.clear_canary();
+            self.steady(&stable);
+            self.status.phase = Some(Phase::RolledBack);
+            self.status.message = Some(format!(
+                "revision {target} was rolled back ({}); stable revision {stable} serves all traffic. Change spec.template or run `firebreak retry` to roll it out again",
+                self.status
+                    .rollback_reason
+                    .as_deref()
+                    .unwrap_or("reason not recorded")
+            ));
+            return;
+        }
+
+        // Back to a revision that was stable before: skip the steps (fast rollback).
+        let is_current_canary = self.status.canary_revision.as_deref() == Some(target.as_str());
+        if !is_current_canary
+            && self
+                .revision(&target)
+                .is_some_and(|r| r.promoted_at.is_some())
+        {
+            if let Some(canary) = self.status.canary_revision.clone() {
+                self.record(
+                    "CanarySuperseded",
+                    format!("canary {canary} superseded by previously stable revision {target}"),
+                    Some(&canary),
+                    false,
+                );
+            }
+            self.clear_canary();
+            self.status.stable_revision = Some(target.clone());
+            self.renumber = Some(target.clone());
+            self.status.waiting_since = None;
+            self.record(
+                "FastRollback",
+                format!("spec.template matches previously stable revision {target}: steps skipped, it becomes stable at once"),
+                Some(&target),
+                false,
+            );
+            return self.steady(&target);
+        }
+
+        self.canary(&stable, &target, &requests);
+    }
+
+    fn clear_canary(&mut self) {
+        self.status.canary_revision = None;
+        self.status.current_step_index = None;
+        self.status.step_started_at = None;
+        self.status.canary_started_at = None;
+        self.status.canary_weight = 0;
+    }
+
+    /// No canary: the stable revision runs at full size; others drain once it is available.
+    fn steady(&mut self, stable: &str) {
+        let replicas = self.replicas();
+        self.desired.insert(stable.to_string(), replicas);
+        let available = self.available(stable);
+        let fully_available = available >= replicas;
+        for r in self
+            .revisions
+            .iter()
+            .filter(|r| r.arm == Arm::Revision && r.hash != stable)
+        {
+            // Never scale anything up; scale down only once the stable can carry the load.
+            let keep = if fully_available { 0 } else { r.desired };
+            self.desired.insert(r.hash.clone(), keep);
+        }
+        if fully_available {
+            self.status.waiting_since = None;
+            self.status.phase = Some(Phase::Healthy);
+            self.status.message = Some(format!(
+                "stable revision {stable}: {available}/{replicas} pods available"
+            ));
+        } else {
+            self.wait_for_pods(
+                &format!("stable revision {stable}: {available}/{replicas} pods available"),
+                false,
+            );
+        }
+    }
+
+    /// Marks the rollout as waiting for pods and applies the progress deadline. `canary`: the
+    /// deadline rolls the canary back; otherwise the rollout is Degraded.
+    fn wait_for_pods(&mut self, what: &str, canary: bool) -> bool {
+        let since = self
+            .status
+            .waiting_since
+            .get_or_insert(Time(self.now))
+            .0;
+        let waited = self.now.duration_since(since);
+        let deadline =
+            SignedDuration::try_from(self.spec.progress_deadline).unwrap_or(SignedDuration::MAX);
+        self.status.phase = Some(Phase::Progressing);
+        self.status.message = Some(format!("waiting for pods: {what}"));
+        if self.paused().is_some() {
+            return false;
+        }
+        if waited >= deadline {
+            let reason = format!(
+                "progress deadline exceeded: {what} after {}s (spec.progressDeadlineSeconds = {})",
+                waited.as_secs(),
+                self.spec.progress_deadline.as_secs()
+            );
+            if canary {
+                self.abort(&reason, "ProgressDeadlineExceeded");
+                return true;
+            }
+            self.status.phase = Some(Phase::Degraded);
+            self.status.message = Some(reason);
+        } else {
+            let left = (deadline - waited).unsigned_abs();
+            self.requeue_in(left);
+        }
+        false
+    }
+
+    fn canary(&mut self, stable: &str, target: &str, requests: &Requests) {
+        if self.status.canary_revision.as_deref() != Some(target) {
+            if let Some(old) = self.status.canary_revision.clone() {
+                self.record(
+                    "CanarySuperseded",
+                    format!("canary {old} superseded by new revision {target}"),
+                    Some(&old),
+                    false,
+                );
+            }
+            self.status.rolled_back_revision = None;
+            self.status.rollback_reason = None;
+            self.status.canary_revision = Some(target.to_string());
+            self.status.current_step_index = Some(0);
+            self.status.step_started_at = Some(Time(self.now));
+            self.status.canary_started_at = Some(Time(self.now));
+            self.status.waiting_since = None;
+            self.status.canary_weight = 0;
+            self.renumber = Some(target.to_string());
+            self.record(
+                "CanaryStarted",
+                format!("new revision {target} started as canary next to stable {stable}"),
+                Some(target),
+                false,
+            );
+        }
+
+        if requests.abort {
+            return self.abort("aborted by user (`firebreak abort`)", "Aborted");
+        }
+        if requests.promote_full {
+            self.status.current_step_index = Some(self.spec.steps.len() as i32);
+            self.status.step_started_at = Some(Time(self.now));
+            self.record(
+                "PromotedFull",
+                format!("full promotion requested: canary {target} skips its remaining steps"),
+                Some(target),
+                false,
+            );
+        }
+
+        let replicas = self.replicas();
+        let mut promote_requested = requests.promote;
+        let paused = self.paused();
+        // Walk the steps as far as they can go now; each iteration either advances or stops.
+        for _ in 0..=self.spec.steps.len() {
+            let index = self.status.current_step_index.unwrap_or(0).max(0) as usize;
+            let weight = self.weight_at(index);
+            self.status.canary_weight = weight;
+
+            if index >= self.spec.steps.len() {
+                // All steps done: grow the canary to full size, then promote it.
+                self.status.canary_weight = 100;
+                self.desired.insert(target.to_string(), replicas);
+                self.keep_stable_for(stable, target, replicas, 100);
+                let available = self.available(target);
+                if available >= replicas {
+                    return self.promote(stable, target);
+                }
+                self.wait_for_pods(
+                    &format!("promoting canary {target}: {available}/{replicas} pods available"),
+                    true,
+                );
+                return;
+            }
+
+            let canary_pods = canary_replicas(replicas, weight);
+            self.desired.insert(target.to_string(), canary_pods);
+            self.keep_stable_for(stable, target, canary_pods, weight);
+            if self.spec.baseline && canary_pods > 0 {
+                self.baseline = Some((baseline_hash(stable), stable.to_string(), canary_pods));
+            }
+
+            match self.spec.steps[index] {
+                StepKind::SetWeight(w) => {
+                    let available = self.available(target);
+                    let baseline_ready = self.baseline.as_ref().is_none_or(|(hash, _, want)| {
+                        self.revisions
+                            .iter()
+                            .find(|r| r.arm == Arm::Baseline && &r.hash == hash)
+                            .is_some_and(|r| r.available >= *want)
+                    });
+                    if available < canary_pods || !baseline_ready {
+                        let what = format!(
+                            "step {}/{} setWeight {w}: canary {target} has {available}/{canary_pods} pods available",
+                            index + 1,
+                            self.spec.steps.len()
+                        );
+                        self.wait_for_pods(&what, true);
+                        return;
+                    }
+                    self.status.waiting_since = None;
+                    if let Some(why) = paused {
+                        return self.hold(index, why);
+                    }
+                    self.advance(
+                        index,
+                        format!("canary {target} at weight {w}% with {available} pods"),
+                    );
+                }
+                StepKind::Pause(duration) => {
+                    self.status.waiting_since = None;
+                    if let Some(why) = paused {
+                        return self.hold(index, why);
+                    }
+                    if promote_requested {
+                        promote_requested = false;
+                        self.advance(index, "pause ended by `firebreak promote`".into());
+                        continue;
+                    }
+                    match duration {
+                        None => {
+                            self.status.phase = Some(Phase::Paused);
+                            self.status.message = Some(format!(
+                                "step {}/{}: paused at weight {weight}% until `firebreak promote`",
+                                index + 1,
+                                self.spec.steps.len()
+                            ));
+                            return;
+                        }
+                        Some(duration) => {
+                            let started = self
+                                .status
+                                .step_started_at
+                                .get_or_insert(Time(self.now))
+                                .0;
+                            let elapsed = self.now.duration_since(started);
+                            let total =
+                                SignedDuration::try_from(duration).unwrap_or(SignedDuration::MAX);
+                            if elapsed >= total {
+                                self.advance(
+                                    index,
+                                    format!("pause of {}s ended", duration.as_secs()),
+                                );
+                                continue;
+                            }
+                            let left = (total - elapsed).unsigned_abs();
+                            self.requeue_in(left);
+                            self.status.phase = Some(Phase::Paused);
+                            self.status.message = Some(format!(
+                                "step {}/{}: paused at weight {weight}%, {}s left",
+                                index + 1,
+                                self.spec.steps.len(),
+                                left.as_secs()
+                            ));
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The weight in force at step `index`: the last `setWeight` at or before it.
+    fn weight_at(&self, index: usize) -> i32 {
+        self.spec.steps[..(index + 1).min(self.spec.steps.len())]
+            .iter()
+            .rev()
+            .find_map(|s| match s {
+                StepKind::SetWeight(w) => Some(*w),
+                StepKind::Pause(_) => None,
+            })
+            .unwrap_or(0)
+    }
+
+    /// Sizes the stable next to a canary of `canary_pods`: it shrinks to its share only once the
+    /// canary's pods are available, so capacity never drops below `spec.replicas`.
+    fn keep_stable_for(&mut self, stable: &str, target: &str, canary_pods: i32, weight: i32) {
+        let replicas = self.replicas();
+        let share = stable_replicas(replicas, canary_pods, weight);
+        let canary_available = self.available(target).min(canary_pods);
+        // Keep stable + available canary pods >= replicas: shrink only as canary pods arrive.
+        let want = (replicas - canary_available)
+            .max(share)
+            .min(replicas.max(share));
+        self.desired.insert(stable.to_string(), want);
+        // Older revisions (a superseded canary, a previous stable) drain once the stable and the
+        // canary can carry the load without them.
+        let carried = self.available(stable) + canary_available >= replicas;
+        for r in self
+            .revisions
+            .iter()
+            .filter(|r| r.arm == Arm::Revision && r.hash != stable && r.hash != target)
+        {
+            self.desired
+                .insert(r.hash.clone(), if carried { 0 } else { r.desired });
+        }
+    }
+
+    fn hold(&mut self, index: usize, why: &str) {
+        self.status.phase = Some(Phase::Paused);
+        self.status.message = Some(format!(
+            "holding at step {}/{} (weight {}%): {why}",
+            index + 1,
+            self.spec.steps.len(),
+            self.status.canary_weight
+        ));
+    }
+
+    fn advance(&mut self, index: usize, message: String) {
+        let next = index + 1;
+        self.status.current_step_index = Some(next as i32);
+        self.status.step_started_at = Some(Time(self.now));
+        let target = self.status.canary_revision.clone();
+        self.record(
+            "StepCompleted",
+            format!("step {next}/{} completed: {message}", self.spec.steps.len()),
+            target.as_deref(),
+            false,
+        );
+    }
+
+    fn promote(&mut self, old_stable: &str, target: &str) {
+        self.status.stable_revision = Some(target.to_string());
+        self.clear_canary();
+        self.baseline = None;
+        self.promote_now = Some(target.to_string());
+        self.record(
+            "Promoted",
+            format!("canary {target} promoted to stable; previous stable {old_stable} scaled down"),
+            Some(target),
+            false,
+        );
+        self.steady(target);
+    }
+
+    /// Rolls the canary back: weight 0, canary (and baseline) to zero pods, stable to full size,
+    /// and the revision is remembered so it is not rolled out again.
+    fn abort(&mut self, reason: &str, kind: &str) {
+        let target = self.status.canary_revision.clone().unwrap_or_default();
+        let stable = self.status.stable_revision.clone().unwrap_or_default();
+        self.mitigating = true;
+        self.baseline = None;
+        self.clear_canary();
+        self.status.rolled_back_revision = Some(target.clone());
+        self.status.rollback_reason = Some(reason.to_string());
+        self.status.waiting_since = None;
+        self.desired.clear();
+        self.desired.insert(stable.clone(), self.replicas());
+        for r in self
+            .revisions
+            .iter()
+            .filter(|r| r.arm == Arm::Revision && r.hash != stable)
+        {
+            self.desired.insert(r.hash.clone(), 0);
+        }
+        self.record(
+            kind,
+            format!(
+                "canary {target} rolled back: {reason}; stable {stable} restored to {} replicas",
+                self.replicas()
+            ),
+            Some(&target),
+            true,
+        );
+        self.status.phase = Some(Phase::RolledBack);
+        self.status.message = Some(format!(
+            "revision {target} was rolled back ({reason}); stable revision {stable} serves all traffic. Change spec.template or run `firebreak retry` to roll it out again"
+        ));
+    }
+
+    fn finish(mut self) -> Plan {
+        let rollout_name = self.rollout.name_any();
+        let max_number = self.revisions.iter().map(|r| r.number).max().unwrap_or(0);
+        let now_text = self.now.to_string();
+        let target = template_hash(&self.spec.template);
+        let mut replica_sets = Vec::new();
+        let mut next_number = max_number;
+
+        for (hash, replicas) in &self.desired {
+            let existing = self.revision(hash);
+            let number = match existing {
+                Some(r)
+                    if self.renumber.as_deref() != Some(hash.as_str())
+                        || r.number == max_number =>
+                {
+                    r.number
+                }
+                _ => {
+                    next_number += 1;
+                    next_number
+                }
+            };
+            let template = match existing {
+                // The spec's template is the truth for its own revision.
+                _ if *hash == target => self.spec.template.clone(),
+                Some(r) => r.template.clone(),
+                None => continue,
+            };
+            let promoted_at = existing.and_then(|r| r.promoted_at.clone()).or_else(|| {
+                (self.promote_now.as_deref() == Some(hash.as_str())).then(|| now_text.clone())
+            });
+            replica_sets.push(DesiredReplicaSet {
+                name: existing
+                    .map_or_else(|| replica_set_name(&rollout_name, hash), |r| r.name.clone()),
+                hash: hash.clone(),
+                number,
+                replicas: *replicas,
+                template,
+                promoted_at,
+                arm: Arm::Revision,
+            });
+        }
+
+        let mut delete = Vec::new();
+        if let Some((hash, source, replicas)) = &self.baseline {
+            let existing = self
+                .revisions
+                .iter()
+                .find(|r| r.arm == Arm::Baseline && &r.hash == hash);
+            if let Some(source) = self.revision(source) {
+                let mut template = source.template.clone();
+                if let Some(labels) = template.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
+                    labels.remove(crate::api::POD_TEMPLATE_HASH_LABEL);
+                }
+                replica_sets.push(DesiredReplicaSet {
+                    name: existing
+                        .map_or_else(|| replica_set_name(&rollout_name, hash), |r| r.name.clone()),
+                    hash: hash.clone(),
+                    number: source.number,
+                    replicas: *replicas,
+                    template,
+                    promoted_at: None,
+                    arm: Arm::Baseline,
+                });
+            }
+        }
+        for r in self.revisions.iter().filter(|r| r.arm == Arm::Baseline) {
+            if self
+                .baseline
+                .as_ref()
+                .is_none_or(|(hash, _, _)| *hash != r.hash)
+            {
+                delete.push(r.name.clone());
+            }
+        }
+
+        // Growth first so capacity never drops; in a rollback, shrinking the canary comes first.
+        let current = |hash: &str| {
+            self.revisions
+                .iter()
+                .find(|r| r.hash == hash)
+                .map_or(0, |r| r.desired)
+        };
+        replica_sets.sort_by_key(|d| {
+            let shrinking = d.replicas < current(&d.hash);
+            if self.mitigating {
+                !shrinking
+            } else {
+                shrinking
+            }
+        });
+
+        // History: keep the newest `revisionHistoryLimit` idle revisions, delete older ones.
+        let live: Vec<&str> = [
+            self.status.stable_revision.as_deref(),
+            self.status.canary_revision.as_deref(),
+            Some(target.as_str()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let mut idle: Vec<&Revision> = self
+            .revisions
+            .iter()
+            .filter(|r| {
+                r.arm == Arm::Revision && !live.contains(&r.hash.as_str()) && r.current == 0
+            })
+            .filter(|r| self.desired.get(&r.hash).copied().unwrap_or(0) == 0)
+            .collect();
+        idle.sort_by_key(|r| std::cmp::Reverse(r.number));
+        for r in idle.into_iter().skip(self.spec.revision_history_limit) {
+            delete.push(r.name.clone());
+            replica_sets.retain(|d| d.hash != r.hash);
+        }
+
+        self.fill_counts(&target);
+        self.status.observed_generation = self.rollout.metadata.generation;
+        let paused = self.status.phase == Some(Phase::Paused);
+        conditions::set(
+            &mut self.status,
+            self.rollout.metadata.generation,
+            self.now,
+            paused,
+        );
+
+        Plan {
+            replica_sets,
+            delete,
+            status: self.status,
+            transitions: self.transitions,
+            requeue_after: self.requeue,
+        }
+    }
+
+    fn fill_counts(&mut self, target: &str) {
+        let revisions = self.revisions.iter().filter(|r| r.arm == Arm::Revision);
+        self.status.replicas = revisions.clone().map(|r| r.current).sum();
+        self.status.ready_replicas = revisions.clone().map(|r| r.ready).sum();
+        self.status.available_replicas = revisions.clone().map(|r| r.available).sum();
+        self.status.updated_replicas = self.revision(target).map_or(0, |r| r.current);
+        self.status.stable_available_replicas = self
+            .status
+            .stable_revision
+            .as_deref()
+            .map_or(0, |s| self.available(s));
+        self.status.canary_available_replicas = self
+            .status
+            .canary_revision
+            .as_deref()
+            .map_or(0, |c| self.available(c));
+        self.status.selector = Some(self.spec.selector_string.clone());
+    }
+}

@@ -1,0 +1,358 @@
+//! The Rollout controller: observe → decide → act → record.
+//!
+//! - **observe** reads the Rollout afresh (not from the watch cache, so a status just written is
+//!   never decided on twice) and its ReplicaSets;
+//! - **decide** ([`decide::decide`]) is pure;
+//! - **act** applies ReplicaSets with server-side apply, one field manager, and only when they
+//!   differ from what was observed;
+//! - **record** writes status (server-side apply, only when it changed) and then publishes one
+//!   Event per transition.
+//!
+//! State lives in the Rollout's status and its ReplicaSets, never in memory.
+
+pub mod conditions;
+pub mod decide;
+pub mod revisions;
+pub mod validate;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::core::DeserializeGuard;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::{Controller, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde_json::json;
+use tracing::{info, warn};
+
+use crate::api::{Phase, ROLLOUT_LABEL, Rollout, RolloutStatus};
+use decide::{Observed, Plan};
+use revisions::{Revision, build_replica_set};
+
+/// The field manager of every write the controller makes.
+pub const FIELD_MANAGER: &str = "firebreak";
+
+/// Errors of one reconciliation. The variant name is the Event reason and metric label.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Talking to the API server failed (retried with back-off).
+    #[error("Kubernetes API call failed while {action}: {source}")]
+    Kube {
+        /// What the controller was doing.
+        action: String,
+        /// The underlying error.
+        #[source]
+        source: kube::Error,
+    },
+}
+
+impl Error {
+    /// A short, stable label for metrics and Event reasons.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Kube { .. } => "KubeApi",
+        }
+    }
+}
+
+fn kube_err(action: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
+    let action = action.into();
+    move |source| Error::Kube { action, source }
+}
+
+/// Shared state of the reconcilers.
+pub struct Context {
+    /// API client.
+    pub client: Client,
+    /// Publishes Kubernetes Events.
+    pub recorder: Recorder,
+}
+
+/// Runs the controller until SIGTERM/SIGINT. `namespace`: watch only that namespace.
+pub async fn run(client: Client, namespace: Option<String>) -> anyhow::Result<()> {
+    let (rollouts, replica_sets): (Api<DeserializeGuard<Rollout>>, Api<ReplicaSet>) =
+        match &namespace {
+            Some(ns) => (
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+            ),
+            None => (Api::all(client.clone()), Api::all(client.clone())),
+        };
+    // Fail early, with a useful message, when the CRD is missing.
+    if let Err(e) = rollouts.list(&ListParams::default().limit(1)).await {
+        anyhow::bail!(
+            "cannot list Rollouts ({e}); is the CRD installed? Install it with `firebreak crd | kubectl apply --server-side -f -`"
+        );
+    }
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "firebreak".into(),
+            instance: std::env::var("POD_NAME").ok(),
+        },
+    );
+    let context = Arc::new(Context { client, recorder });
+    info!(
+        namespace = namespace.as_deref().unwrap_or("(all)"),
+        "controller started"
+    );
+    Controller::new(rollouts, watcher::Config::default())
+        .owns(
+            replica_sets,
+            watcher::Config::default().labels(ROLLOUT_LABEL),
+        )
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, context)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                warn!(error = %e, "reconcile failed");
+            }
+        })
+        .await;
+    info!("controller stopped");
+    Ok(())
+}
+
+fn error_policy(_: Arc<DeserializeGuard<Rollout>>, error: &Error, _: Arc<Context>) -> Action {
+    warn!(error = %error, kind = error.metric_label(), "retrying");
+    Action::requeue(Duration::from_secs(5))
+}
+
+async fn reconcile(
+    guard: Arc<DeserializeGuard<Rollout>>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
+    let cached = match &guard.0 {
+        Ok(rollout) => rollout,
+        Err(invalid) => {
+            report_invalid(&ctx, invalid).await?;
+            return Ok(Action::await_change());
+        }
+    };
+    let name = cached.name_any();
+    let namespace = cached.namespace().unwrap_or_default();
+    let api: Api<Rollout> = Api::namespaced(ctx.client.clone(), &namespace);
+
+    // Observe, fresh: the watch cache may not yet hold the status this controller just wrote.
+    let rollout = match api
+        .get_opt(&name)
+        .await
+        .map_err(kube_err(format!("reading Rollout {namespace}/{name}")))?
+    {
+        Some(r) => r,
+        None => return Ok(Action::await_change()),
+    };
+    if rollout.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let spec = match validate::validate(&rollout.spec) {
+        Ok(spec) => spec,
+        Err(e) => {
+            record_invalid_spec(&ctx, &api, &rollout, &e.to_string()).await?;
+            return Ok(Action::await_change());
+        }
+    };
+    let rs_api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &namespace);
+    let owned = rs_api
+        .list(&ListParams::default().labels(&format!("{ROLLOUT_LABEL}={name}")))
+        .await
+        .map_err(kube_err("listing ReplicaSets"))?;
+    let uid = rollout.uid();
+    let revisions: Vec<Revision> = owned
+        .items
+        .iter()
+        .filter(|rs| {
+            rs.owner_references()
+                .iter()
+                .any(|o| Some(&o.uid) == uid.as_ref() && o.controller == Some(true))
+        })
+        .filter_map(Revision::from_replica_set)
+        .collect();
+
+    let plan = decide::decide(&Observed {
+        rollout: &rollout,
+        spec: &spec,
+        revisions: &revisions,
+        now: Timestamp::now(),
+    });
+
+    act(&rs_api, &rollout, &revisions, &plan).await?;
+    record(&ctx, &api, &rollout, &plan).await?;
+    Ok(Action::requeue(plan.requeue_after))
+}
+
+/// Applies the planned ReplicaSets (only those that differ) and deletes the retired ones.
+async fn act(
+    api: &Api<ReplicaSet>,
+    rollout: &Rollout,
+    observed: &[Revision],
+    plan: &Plan,
+) -> Result<(), Error> {
+    let apply = PatchParams::apply(FIELD_MANAGER).force();
+    for desired in &plan.replica_sets {
+        let unchanged = observed.iter().any(|r| {
+            r.name == desired.name
+                && r.desired == desired.replicas
+                && r.number == desired.number
+                && r.promoted_at == desired.promoted_at
+        });
+        if unchanged {
+            continue;
+        }
+        let rs = build_replica_set(rollout, desired);
+        api.patch(&desired.name, &apply, &Patch::Apply(&rs))
+            .await
+            .map_err(kube_err(format!(
+                "applying ReplicaSet {} ({} replicas)",
+                desired.name, desired.replicas
+            )))?;
+    }
+    for name in &plan.delete {
+        match api.delete(name, &DeleteParams::background()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(kube_err(format!("deleting ReplicaSet {name}"))(e)),
+        }
+    }
+    Ok(())
+}
+
+/// Writes the status when it changed, then publishes the transitions as Events.
+async fn record(
+    ctx: &Context,
+    api: &Api<Rollout>,
+    rollout: &Rollout,
+    plan: &Plan,
+) -> Result<(), Error> {
+    let name = rollout.name_any();
+    if rollout.status.as_ref() != Some(&plan.status) {
+        apply_status(api, &name, &plan.status).await?;
+    }
+    let reference = rollout.object_ref(&());
+    for t in &plan.transitions {
+        info!(rollout = %name, namespace = rollout.namespace().unwrap_or_default(), reason = %t.reason, "{}", t.message);
+        let event = Event {
+            type_: if t.warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: t.reason.clone(),
+            note: Some(truncate(&t.message, 1000)),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        // An Event that cannot be published must not undo a rollout step already recorded.
+        if let Err(e) = ctx.recorder.publish(&event, &reference).await {
+            warn!(error = %e, "could not publish Event");
+        }
+    }
+    Ok(())
+}
+
+async fn apply_status(api: &Api<Rollout>, name: &str, status: &RolloutStatus) -> Result<(), Error> {
+    let body = json!({
+        "apiVersion": Rollout::api_version(&()),
+        "kind": Rollout::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await
+    .map_err(kube_err(format!("writing status of Rollout {name}")))?;
+    Ok(())
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// A spec the controller cannot act on: say so in status (phase Degraded) and an Event, and
+/// leave the ReplicaSets as they are.
+async fn record_invalid_spec(
+    ctx: &Context,
+    api: &Api<Rollout>,
+    rollout: &Rollout,
+    message: &str,
+) -> Result<(), Error> {
+    let mut status = rollout.status.clone().unwrap_or_default();
+    status.phase = Some(Phase::Degraded);
+    status.message = Some(format!("invalid spec: {message}"));
+    status.observed_generation = rollout.metadata.generation;
+    conditions::set(
+        &mut status,
+        rollout.metadata.generation,
+        Timestamp::now(),
+        false,
+    );
+    if rollout.status.as_ref().and_then(|s| s.message.as_deref()) != status.message.as_deref() {
+        apply_status(api, &rollout.name_any(), &status).await?;
+        let event = Event {
+            type_: EventType::Warning,
+            reason: "InvalidSpec".into(),
+            note: Some(truncate(message, 1000)),
+            action: "Validate".into(),
+            secondary: None,
+        };
+        if let Err(e) = ctx.recorder.publish(&event, &rollout.object_ref(&())).await {
+            warn!(error = %e, "could not publish Event");
+        }
+    }
+    Ok(())
+}
+
+/// An object that does not even deserialize: report it in its status and move on.
+async fn report_invalid(
+    ctx: &Context,
+    invalid: &kube::core::error_boundary::InvalidObject,
+) -> Result<(), Error> {
+    let (Some(name), Some(namespace)) = (&invalid.metadata.name, &invalid.metadata.namespace)
+    else {
+        return Ok(());
+    };
+    warn!(rollout = %name, namespace = %namespace, error = %invalid.error, "Rollout does not deserialize");
+    let api: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        ctx.client.clone(),
+        namespace,
+        &kube::api::ApiResource::erase::<Rollout>(&()),
+    );
+    let body = json!({
+        "apiVersion": Rollout::api_version(&()),
+        "kind": Rollout::kind(&()),
+        "status": {
+            "phase": "Degraded",
+            "message": format!("the Rollout cannot be read by the controller: {}", invalid.error),
+            "observedGeneration": invalid.metadata.generation,
+        }
+    });
+    api.patch_status(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await
+    .map_err(kube_err(format!(
+        "reporting invalid Rollout {namespace}/{name}"
+    )))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod sim;
+#[cfg(test)]
+mod tests;

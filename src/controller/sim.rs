@@ -1,0 +1,269 @@
+//! Test fixtures for the decision: a Rollout builder and a tiny in-memory "cluster" that applies
+//! plans the way the API server and the ReplicaSet controller would, so decision tests read as
+//! sentences: `Rollout::test().with_steps(..)` then `cluster.set_image("web:2").settle()`.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::api::ObjectMeta;
+use serde_json::json;
+
+use crate::api::{
+    CanaryStrategy, Pause, REQUEST_ANNOTATION_PREFIX, Rollout, RolloutSpec, Step, Strategy,
+};
+
+use super::decide::{Observed, Plan, decide};
+use super::revisions::{Arm, Revision, template_hash};
+use super::validate::validate;
+
+/// A setWeight step.
+pub fn weight(w: i32) -> Step {
+    Step {
+        set_weight: Some(w),
+        pause: None,
+    }
+}
+
+/// A pause step; `None` waits for promote.
+pub fn pause(duration: Option<&str>) -> Step {
+    Step {
+        set_weight: None,
+        pause: Some(Pause {
+            duration: duration.map(Into::into),
+        }),
+    }
+}
+
+fn template(image: &str) -> PodTemplateSpec {
+    serde_json::from_value(json!({
+        "metadata": {"labels": {"app": "web"}},
+        "spec": {"containers": [{"name": "web", "image": image}]}
+    }))
+    .expect("valid template")
+}
+
+/// Builders for test Rollouts.
+pub trait TestRollout: Sized {
+    /// A Rollout `web` in namespace `test`: 10 replicas of `web:1`, steps 10% → pause → 50% → pause 30s.
+    fn test() -> Self;
+    /// Sets the canary steps.
+    fn with_steps(self, steps: Vec<Step>) -> Self;
+    /// Sets `spec.strategy.canary.baseline`.
+    fn with_baseline(self) -> Self;
+    /// Sets `spec.revisionHistoryLimit`.
+    fn with_history_limit(self, limit: i32) -> Self;
+}
+
+impl TestRollout for Rollout {
+    fn test() -> Self {
+        let spec = RolloutSpec {
+            replicas: 10,
+            selector: serde_json::from_value(json!({"matchLabels": {"app": "web"}})).unwrap(),
+            template: template("web:1"),
+            revision_history_limit: None,
+            progress_deadline_seconds: None,
+            paused: false,
+            strategy: Strategy {
+                canary: CanaryStrategy {
+                    baseline: false,
+                    steps: vec![weight(10), pause(None), weight(50), pause(Some("30s"))],
+                },
+            },
+            analysis: None,
+            bake: None,
+            windows: None,
+            kill_switch: None,
+            notifications: vec![],
+        };
+        let mut rollout = Rollout::new("web", spec);
+        rollout.metadata = ObjectMeta {
+            name: Some("web".into()),
+            namespace: Some("test".into()),
+            uid: Some("uid-web".into()),
+            generation: Some(1),
+            ..ObjectMeta::default()
+        };
+        rollout
+    }
+
+    fn with_steps(mut self, steps: Vec<Step>) -> Self {
+        self.spec.strategy.canary.steps = steps;
+        self
+    }
+
+    fn with_baseline(mut self) -> Self {
+        self.spec.strategy.canary.baseline = true;
+        self
+    }
+
+    fn with_history_limit(mut self, limit: i32) -> Self {
+        self.spec.revision_history_limit = Some(limit);
+        self
+    }
+}
+
+/// An in-memory cluster: the Rollout, its ReplicaSets, and the clock.
+pub struct Cluster {
+    /// The Rollout, with the status of the last plan applied.
+    pub rollout: Rollout,
+    /// ReplicaSets by hash (revision and baseline arms).
+    pub revisions: Vec<Revision>,
+    /// The clock.
+    pub now: Timestamp,
+    /// Hashes whose pods never become available (unschedulable, crash on start…).
+    pub broken: Vec<String>,
+    /// Every plan applied, oldest first.
+    pub plans: Vec<Plan>,
+    nonce: u64,
+}
+
+impl Cluster {
+    /// A cluster holding `rollout`, at a fixed time.
+    pub fn new(rollout: Rollout) -> Cluster {
+        Cluster {
+            rollout,
+            revisions: Vec::new(),
+            now: "2026-11-21T10:00:00Z".parse().unwrap(),
+            broken: Vec::new(),
+            plans: Vec::new(),
+            nonce: 0,
+        }
+    }
+
+    /// Runs one decision and applies its plan; pods are *not* made available.
+    pub fn decide(&mut self) -> Plan {
+        let spec = validate(&self.rollout.spec).expect("test spec is valid");
+        let plan = decide(&Observed {
+            rollout: &self.rollout,
+            spec: &spec,
+            revisions: &self.revisions,
+            now: self.now,
+        });
+        for desired in &plan.replica_sets {
+            match self
+                .revisions
+                .iter_mut()
+                .find(|r| r.hash == desired.hash && r.arm == desired.arm)
+            {
+                Some(r) => {
+                    r.desired = desired.replicas;
+                    r.number = desired.number;
+                    r.promoted_at = desired.promoted_at.clone();
+                    // Scaling down removes pods at once.
+                    r.current = r.current.min(desired.replicas);
+                    r.ready = r.ready.min(desired.replicas);
+                    r.available = r.available.min(desired.replicas);
+                }
+                None => self.revisions.push(Revision {
+                    name: desired.name.clone(),
+                    hash: desired.hash.clone(),
+                    number: desired.number,
+                    desired: desired.replicas,
+                    current: 0,
+                    ready: 0,
+                    available: 0,
+                    promoted_at: desired.promoted_at.clone(),
+                    arm: desired.arm,
+                    template: desired.template.clone(),
+                }),
+            }
+        }
+        self.revisions.retain(|r| !plan.delete.contains(&r.name));
+        self.rollout.status = Some(plan.status.clone());
+        self.plans.push(plan.clone());
+        plan
+    }
+
+    /// The ReplicaSet controller and kubelet: every pod wanted exists and, unless its revision is
+    /// broken, is available.
+    pub fn pods_start(&mut self) {
+        for r in &mut self.revisions {
+            r.current = r.desired;
+            if !self.broken.contains(&r.hash) {
+                r.ready = r.desired;
+                r.available = r.desired;
+            }
+        }
+    }
+
+    /// Decides and starts pods until nothing changes any more (at most 50 rounds); returns self.
+    pub fn settle(&mut self) -> &mut Self {
+        for _ in 0..50 {
+            let before = (self.rollout.status.clone(), self.revisions.clone());
+            self.decide();
+            self.pods_start();
+            if (self.rollout.status.clone(), self.revisions.clone()) == before {
+                break;
+            }
+        }
+        self
+    }
+
+    /// Changes the image in the template (a new revision).
+    pub fn set_image(&mut self, image: &str) -> &mut Self {
+        self.rollout.spec.template = template(image);
+        self.rollout.metadata.generation = Some(self.rollout.metadata.generation.unwrap_or(1) + 1);
+        self
+    }
+
+    /// Moves the clock forward.
+    pub fn advance(&mut self, seconds: i64) -> &mut Self {
+        self.now = self
+            .now
+            .checked_add(SignedDuration::from_secs(seconds))
+            .unwrap();
+        self
+    }
+
+    /// A user request (`promote`, `promote-full`, `abort`, `retry`) with a fresh nonce.
+    pub fn request(&mut self, verb: &str) -> &mut Self {
+        self.nonce += 1;
+        self.rollout
+            .metadata
+            .annotations
+            .get_or_insert_with(BTreeMap::new)
+            .insert(
+                format!("{REQUEST_ANNOTATION_PREFIX}{verb}"),
+                format!("n{}", self.nonce),
+            );
+        self
+    }
+
+    /// Hash of the template with `image`.
+    pub fn hash_of(image: &str) -> String {
+        template_hash(&template(image))
+    }
+
+    /// Desired replicas of the revision running `image` (0 if it has no ReplicaSet).
+    pub fn pods(&self, image: &str) -> i32 {
+        let hash = Self::hash_of(image);
+        self.revisions
+            .iter()
+            .find(|r| r.arm == Arm::Revision && r.hash == hash)
+            .map_or(0, |r| r.desired)
+    }
+
+    /// Desired replicas of the baseline ReplicaSet (0 if none).
+    pub fn baseline_pods(&self) -> i32 {
+        self.revisions
+            .iter()
+            .filter(|r| r.arm == Arm::Baseline)
+            .map(|r| r.desired)
+            .sum()
+    }
+
+    /// The status of the last plan.
+    pub fn status(&self) -> crate::api::RolloutStatus {
+        self.rollout.status.clone().unwrap_or_default()
+    }
+
+    /// Reasons of the timeline, oldest first.
+    pub fn timeline(&self) -> Vec<String> {
+        self.status()
+            .timeline
+            .iter()
+            .map(|e| e.reason.clone())
+            .collect()
+    }
+}

@@ -1,0 +1,469 @@
+//! Tests of the decision function, on the in-memory cluster of [`super::sim`].
+
+use proptest::prelude::*;
+
+use crate::api::{PAUSED_ANNOTATION, Phase, Rollout};
+
+use super::decide::{canary_replicas, stable_replicas};
+use super::sim::{Cluster, TestRollout, pause, weight};
+
+fn deployed(rollout: Rollout) -> Cluster {
+    let mut cluster = Cluster::new(rollout);
+    cluster.settle();
+    cluster
+}
+
+#[test]
+fn first_apply_deploys_straight_to_stable() {
+    let cluster = deployed(Rollout::test());
+    let status = cluster.status();
+    assert_eq!(status.phase, Some(Phase::Healthy));
+    assert_eq!(status.stable_revision, Some(Cluster::hash_of("web:1")));
+    assert_eq!(status.canary_revision, None);
+    assert_eq!(cluster.pods("web:1"), 10);
+    assert_eq!(cluster.timeline(), ["Deployed"]);
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(ready.status, "True");
+    assert_eq!(status.observed_generation, Some(1));
+}
+
+#[test]
+fn image_change_walks_through_the_steps_and_promotes() {
+    let mut cluster = deployed(Rollout::test());
+    cluster.set_image("web:2").settle();
+    // Step 1 (10%) done, step 2 is an indefinite pause.
+    let status = cluster.status();
+    assert_eq!(status.phase, Some(Phase::Paused));
+    assert_eq!(status.current_step_index, Some(1));
+    assert_eq!(status.canary_weight, 10);
+    assert_eq!((cluster.pods("web:2"), cluster.pods("web:1")), (1, 9));
+
+    // Nothing moves without a promote, however long it waits.
+    cluster.advance(3600).settle();
+    assert_eq!(cluster.status().current_step_index, Some(1));
+
+    cluster.request("promote").settle();
+    let status = cluster.status();
+    assert_eq!(
+        status.current_step_index,
+        Some(3),
+        "50% reached, now in the 30s pause"
+    );
+    assert_eq!(status.canary_weight, 50);
+    assert_eq!((cluster.pods("web:2"), cluster.pods("web:1")), (5, 5));
+
+    cluster.advance(29).settle();
+    assert_eq!(
+        cluster.status().current_step_index,
+        Some(3),
+        "pause not over after 29s"
+    );
+    cluster.advance(1).settle();
+    let status = cluster.status();
+    assert_eq!(status.phase, Some(Phase::Healthy));
+    assert_eq!(status.stable_revision, Some(Cluster::hash_of("web:2")));
+    assert_eq!(status.canary_revision, None);
+    assert_eq!((cluster.pods("web:2"), cluster.pods("web:1")), (10, 0));
+    assert_eq!(
+        cluster.timeline(),
+        [
+            "Deployed",
+            "CanaryStarted",
+            "StepCompleted",
+            "StepCompleted",
+            "StepCompleted",
+            "StepCompleted",
+            "Promoted"
+        ]
+    );
+}
+
+#[test]
+fn stable_shrinks_only_after_canary_pods_are_available() {
+    let mut cluster = deployed(Rollout::test());
+    cluster.set_image("web:2");
+    cluster.decide();
+    assert_eq!(
+        (cluster.pods("web:2"), cluster.pods("web:1")),
+        (1, 10),
+        "canary first, stable untouched"
+    );
+    cluster.pods_start();
+    cluster.decide();
+    assert_eq!(cluster.pods("web:1"), 9);
+}
+
+#[test]
+fn a_second_change_supersedes_the_running_canary() {
+    let mut cluster = deployed(Rollout::test());
+    cluster.set_image("web:2").settle();
+    cluster.set_image("web:3").settle();
+    let status = cluster.status();
+    assert_eq!(status.canary_revision, Some(Cluster::hash_of("web:3")));
+    assert_eq!(status.current_step_index, Some(1));
+    assert_eq!(cluster.pods("web:2"), 0);
+    assert_eq!(cluster.pods("web:3"), 1);
+    assert!(cluster.timeline().contains(&"CanarySuperseded".to_string()));
+}
+
+#[test]
+fn reverting_the_template_during_a_canary_scales_it_down() {
+    let mut cluster = deployed(Rollout::test());
+    cluster.set_image("web:2").settle();
+    cluster.set_image("web:1").settle();
+    assert_eq!(cluster.status().phase, Some(Phase::Healthy));
+    assert_eq!((cluster.pods("web:1"), cluster.pods("web:2")), (10, 0));
+}
+
+#[test]
+fn going_back_to_a_previous_stable_revision_skips_the_steps() {
+    let mut cluster = deployed(Rollout::test());
+    cluster
+        .set_image("web:2")
+        .settle()
+        .request("promote-full")
+        .settle();
+    assert_eq!(
+        cluster.status().stable_revision,
+        Some(Cluster::hash_of("web:2"))
+    );
+
+    cluster.set_image("web:1");
+    cluster.decide();
+    let status = cluster.status();
+    assert_eq!(
+        status.stable_revision,
+        Some(Cluster::hash_of("web:1")),
+        "no canary steps"
+    );
+    assert_eq!(status.canary_revision, None);
+    assert_eq!(cluster.pods("web:1"), 10);
+    assert_eq!(
+        cluster.pods("web:2"),
+        10,
+        "old stable keeps serving until the rollback target is available"
+    );
+    cluster.settle();
+    assert_eq!((cluster.pods("web:1"), cluster.pods("web:2")), (10, 0));
+    assert!(cluster.timeline().contains(&"FastRollback".to_string()));
+}
+
+#[test]
+fn abort_restores_stable_and_blocks_the_revision_until_retry() {
+    let mut cluster = deployed(Rollout::test());
+    cluster
+        .set_image("web:2")
+        .settle()
+        .request("promote")
+        .settle();
+    assert_eq!(cluster.pods("web:2"), 5);
+
+    cluster.request("abort");
+    let plan = cluster.decide();
+    // The canary is scaled down before the stable grows: mitigation first.
+    let order: Vec<i32> = plan.replica_sets.iter().map(|d| d.replicas).collect();
+    assert_eq!(order, [0, 10]);
+    cluster.settle();
+    let status = cluster.status();
+    assert_eq!(status.phase, Some(Phase::RolledBack));
+    assert_eq!(status.rolled_back_revision, Some(Cluster::hash_of("web:2")));
+    assert_eq!(status.canary_weight, 0);
+    assert_eq!((cluster.pods("web:1"), cluster.pods("web:2")), (10, 0));
+
+    // Never rolled out again by itself, however often it looks.
+    cluster.advance(86_400).settle();
+    assert_eq!(cluster.pods("web:2"), 0);
+    assert_eq!(cluster.status().phase, Some(Phase::RolledBack));
+
+    cluster.request("retry").settle();
+    let status = cluster.status();
+    assert_eq!(status.canary_revision, Some(Cluster::hash_of("web:2")));
+    assert_eq!(
+        status.current_step_index,
+        Some(1),
+        "restarted from the first step"
+    );
+    assert_eq!(status.rolled_back_revision, None);
+}
+
+#[test]
+fn a_request_is_acted_on_once() {
+    let mut cluster = deployed(Rollout::test().with_steps(vec![
+        weight(10),
+        pause(None),
+        weight(20),
+        pause(None),
+    ]));
+    cluster
+        .set_image("web:2")
+        .settle()
+        .request("promote")
+        .settle();
+    assert_eq!(cluster.status().current_step_index, Some(3));
+    // The same annotation seen again (no new nonce) does nothing.
+    cluster.advance(60).settle();
+    assert_eq!(cluster.status().current_step_index, Some(3));
+}
+
+#[test]
+fn canary_that_never_becomes_available_is_rolled_back_at_the_deadline() {
+    let mut cluster = deployed(Rollout::test());
+    cluster.broken.push(Cluster::hash_of("web:2"));
+    cluster.set_image("web:2").settle();
+    assert_eq!(cluster.status().phase, Some(Phase::Progressing));
+    cluster.advance(599).settle();
+    assert_eq!(cluster.status().phase, Some(Phase::Progressing));
+    let requeue = cluster.plans.last().unwrap().requeue_after;
+    assert!(
+        requeue.as_secs() <= 1,
+        "looks again right at the deadline, not {requeue:?} later"
+    );
+    cluster.advance(1).settle();
+    let status = cluster.status();
+    assert_eq!(status.phase, Some(Phase::RolledBack));
+    assert!(
+        status
+            .rollback_reason
+            .unwrap()
+            .contains("progress deadline exceeded")
+    );
+    assert!(
+        cluster
+            .timeline()
+            .contains(&"ProgressDeadlineExceeded".to_string())
+    );
+    assert_eq!((cluster.pods("web:1"), cluster.pods("web:2")), (10, 0));
+}
+
+#[test]
+fn stable_that_never_becomes_available_is_degraded_not_rolled_back() {
+    let mut cluster = Cluster::new(Rollout::test());
+    cluster.broken.push(Cluster::hash_of("web:1"));
+    cluster.settle().advance(601).settle();
+    assert_eq!(cluster.status().phase, Some(Phase::Degraded));
+    assert_eq!(cluster.pods("web:1"), 10);
+}
+
+#[test]
+fn scaling_mid_rollout_resizes_both_revisions() {
+    let mut cluster = deployed(Rollout::test());
+    cluster.set_image("web:2").settle();
+    cluster.rollout.spec.replicas = 20;
+    cluster.settle();
+    assert_eq!((cluster.pods("web:2"), cluster.pods("web:1")), (2, 18));
+    cluster.rollout.spec.replicas = 3;
+    cluster.settle();
+    assert_eq!((cluster.pods("web:2"), cluster.pods("web:1")), (1, 2));
+}
+
+#[test]
+fn spec_paused_and_pause_annotation_hold_the_rollout() {
+    let mut cluster =
+        deployed(Rollout::test().with_steps(vec![weight(10), pause(Some("10s")), weight(50)]));
+    cluster.rollout.spec.paused = true;
+    cluster.set_image("web:2").settle().advance(60).settle();
+    let status = cluster.status();
+    assert_eq!(status.phase, Some(Phase::Paused));
+    assert_eq!(status.current_step_index, Some(0));
+    assert_eq!(
+        cluster.pods("web:2"),
+        1,
+        "the current weight is still applied"
+    );
+    let paused = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Paused")
+        .unwrap();
+    assert_eq!(paused.status, "True");
+
+    cluster.rollout.spec.paused = false;
+    cluster.rollout.metadata.annotations =
+        Some([(PAUSED_ANNOTATION.to_string(), "true".to_string())].into());
+    cluster.advance(60).settle();
+    assert_eq!(cluster.status().phase, Some(Phase::Paused));
+    cluster.rollout.metadata.annotations = None;
+    cluster.settle().advance(10).settle();
+    assert_eq!(cluster.status().phase, Some(Phase::Healthy));
+}
+
+#[test]
+fn baseline_runs_the_stable_template_at_the_canary_size_and_goes_away() {
+    let mut cluster = deployed(Rollout::test().with_baseline());
+    cluster.set_image("web:2").settle();
+    assert_eq!(cluster.baseline_pods(), 1);
+    cluster.request("promote").settle();
+    assert_eq!(cluster.baseline_pods(), 5);
+    cluster.advance(30).settle();
+    assert_eq!(cluster.status().phase, Some(Phase::Healthy));
+    assert_eq!(cluster.baseline_pods(), 0);
+}
+
+#[test]
+fn history_keeps_only_the_limit_of_old_revisions() {
+    let mut cluster = deployed(Rollout::test().with_history_limit(1));
+    for image in ["web:2", "web:3", "web:4"] {
+        cluster
+            .set_image(image)
+            .settle()
+            .request("promote-full")
+            .settle();
+    }
+    let names: Vec<&str> = cluster.revisions.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(cluster.revisions.len(), 2, "stable + 1 old: {names:?}");
+    assert_eq!(cluster.pods("web:4"), 10);
+    assert_eq!(cluster.pods("web:3"), 0);
+}
+
+#[test]
+fn replica_math_rounds_up_and_keeps_a_stable_pod() {
+    assert_eq!(canary_replicas(10, 10), 1);
+    assert_eq!(canary_replicas(10, 15), 2);
+    assert_eq!(canary_replicas(3, 1), 1);
+    assert_eq!(canary_replicas(3, 0), 0);
+    assert_eq!(canary_replicas(0, 50), 0);
+    assert_eq!(canary_replicas(4, 100), 4);
+    assert_eq!(stable_replicas(1, 1, 50), 1);
+    assert_eq!(stable_replicas(4, 4, 100), 0);
+    assert_eq!(stable_replicas(10, 3, 30), 7);
+}
+
+#[test]
+fn timeline_is_bounded() {
+    let mut cluster = deployed(Rollout::test().with_steps(vec![weight(10), pause(None)]));
+    for i in 0..40 {
+        cluster.set_image(&format!("web:{}", i + 2)).settle();
+    }
+    assert_eq!(cluster.status().timeline.len(), crate::api::TIMELINE_LIMIT);
+}
+
+/// A user or the world doing something between two decisions.
+#[derive(Clone, Debug)]
+enum Op {
+    NewImage(u8),
+    Promote,
+    PromoteFull,
+    Abort,
+    Retry,
+    Scale(i32),
+    Wait(i64),
+    PodsStart,
+    Break(u8),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (1u8..5).prop_map(Op::NewImage),
+        Just(Op::Promote),
+        Just(Op::PromoteFull),
+        Just(Op::Abort),
+        Just(Op::Retry),
+        (0i32..15).prop_map(Op::Scale),
+        (1i64..700).prop_map(Op::Wait),
+        Just(Op::PodsStart),
+        Just(Op::PodsStart),
+        (1u8..5).prop_map(Op::Break),
+    ]
+}
+
+fn apply(cluster: &mut Cluster, op: &Op) {
+    match op {
+        Op::NewImage(n) => {
+            cluster.set_image(&format!("web:{n}"));
+        }
+        Op::Promote => {
+            cluster.request("promote");
+        }
+        Op::PromoteFull => {
+            cluster.request("promote-full");
+        }
+        Op::Abort => {
+            cluster.request("abort");
+        }
+        Op::Retry => {
+            cluster.request("retry");
+        }
+        Op::Scale(n) => cluster.rollout.spec.replicas = *n,
+        Op::Wait(s) => {
+            cluster.advance(*s);
+        }
+        Op::PodsStart => cluster.pods_start(),
+        Op::Break(n) => cluster.broken.push(Cluster::hash_of(&format!("web:{n}"))),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// Outside a rollback, a plan never takes away available pods the Rollout needs: the pods
+    /// that stay available (planned ∧ available) are at least min(replicas, available before).
+    #[test]
+    fn capacity_never_drops_below_replicas(ops in proptest::collection::vec(op(), 1..40)) {
+        let mut cluster = deployed(Rollout::test().with_steps(vec![weight(20), pause(Some("1m")), weight(60), pause(None)]));
+        for op in &ops {
+            apply(&mut cluster, op);
+            let before: Vec<_> = cluster.revisions.clone();
+            let replicas = cluster.rollout.spec.replicas;
+            let available_before: i32 = before.iter().map(|r| r.available).sum();
+            let plan = cluster.decide();
+            let mitigation = plan.transitions.iter().any(|t| {
+                matches!(t.reason.as_str(), "Aborted" | "ProgressDeadlineExceeded" | "CanarySuperseded")
+            });
+            if mitigation || !cluster.broken.is_empty() {
+                continue;
+            }
+            let kept: i32 = before
+                .iter()
+                .map(|r| {
+                    let planned = plan
+                        .replica_sets
+                        .iter()
+                        .find(|d| d.hash == r.hash && d.arm == r.arm)
+                        .map_or(r.desired, |d| d.replicas);
+                    r.available.min(planned)
+                })
+                .sum();
+            prop_assert!(
+                kept >= replicas.min(available_before),
+                "after {op:?}: {kept} pods stay available, {replicas} replicas wanted, {available_before} were available"
+            );
+        }
+    }
+
+    /// A revision that was rolled back is never promoted nor given pods again while the template
+    /// stays the same, unless the user retries.
+    #[test]
+    fn an_aborted_revision_is_never_re_promoted(ops in proptest::collection::vec(op(), 1..40)) {
+        let mut cluster = deployed(Rollout::test());
+        cluster.set_image("web:9").settle().request("abort").settle();
+        let bad = Cluster::hash_of("web:9");
+        prop_assert_eq!(cluster.status().rolled_back_revision, Some(bad.clone()));
+        for op in ops.iter().filter(|op| !matches!(op, Op::NewImage(_) | Op::Retry)) {
+            apply(&mut cluster, op);
+            cluster.settle();
+            prop_assert_ne!(cluster.status().stable_revision, Some(bad.clone()));
+            prop_assert_eq!(cluster.pods("web:9"), 0);
+        }
+    }
+
+    /// Whatever happens, the decision never panics and re-deciding on its own result changes nothing.
+    #[test]
+    fn decisions_are_idempotent(ops in proptest::collection::vec(op(), 1..30)) {
+        let mut cluster = deployed(Rollout::test());
+        for op in &ops {
+            apply(&mut cluster, op);
+            cluster.decide();
+            let status = cluster.status();
+            let revisions = cluster.revisions.clone();
+            let again = cluster.decide();
+            prop_assert!(again.transitions.is_empty(), "second decision made transitions: {:?}", again.transitions);
+            prop_assert_eq!(&status.stable_revision, &cluster.status().stable_revision);
+            let desired = |rs: &Vec<super::revisions::Revision>| rs.iter().map(|r| (r.hash.clone(), r.desired)).collect::<Vec<_>>();
+            prop_assert_eq!(desired(&revisions), desired(&cluster.revisions));
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! Firebreak: progressive delivery for Kubernetes.
+//!
+//! A `Rollout` moves a new version through staged canary steps; the judge compares the canary's
+//! error and crash rates against a baseline and the controller rolls back as soon as the evidence
+//! says the new version is worse. See `DESIGN.md` for the product and the API contract.
+//!
+//! Layout:
+//! - [`api`]: the custom resources (the public contract) and their CRDs;
+//! - [`controller`]: observe → decide (pure) → act → record;
+//! - [`analysis`]: metric providers and the judge;
+//! - [`traffic`]: traffic routers behind one trait;
+//! - [`cli`] and [`status`]: the command line.
+
+pub mod analysis;
+pub mod api;
+pub mod cli;
+pub mod controller;
+pub mod status;
+pub mod traffic;

@@ -1,0 +1,7 @@
+//! Integration tests against the real local control plane and Prometheus.
+//!
+//! Run through `scripts/test.sh` (the README's test command), which starts the environment;
+//! see `support` for how a test reaches it.
+
+mod smoke;
+mod support;

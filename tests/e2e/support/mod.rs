@@ -1,0 +1,183 @@
+//! The one way integration tests reach the local test environment.
+//!
+//! `scripts/test.sh` starts a shared environment (`scripts/env.sh up`) and exports its settings;
+//! every test then asks [`TestEnv::new`] for a client and [`TestEnv::namespace`] for a namespace of
+//! its own, which is deleted when the returned guard drops — also when the test panics.
+//!
+//! Environment variables read here:
+//! - `KUBECONFIG`: the cluster to test against (any conformant cluster works).
+//! - `FIREBREAK_PROMETHEUS_URL`: a Prometheus that scrapes the file_sd targets below.
+//! - `FIREBREAK_SCRAPE_DIR`: the directory that Prometheus reads file_sd target files from.
+
+#![allow(dead_code)] // each test module uses a different part of the helper
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{DeleteParams, ObjectMeta, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client, Config};
+
+/// Settings and a client for the environment under test.
+pub struct TestEnv {
+    /// A client for the cluster named by `KUBECONFIG`, bound to the current test's runtime.
+    pub client: Client,
+    /// Base URL of the test Prometheus, e.g. `http://127.0.0.1:19090`.
+    pub prometheus_url: String,
+    /// Directory whose `*.json` file_sd files Prometheus scrapes.
+    pub scrape_dir: PathBuf,
+}
+
+fn required_var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set. Run the tests with `scripts/test.sh`, which starts a local \
+             environment, or start one with `scripts/env.sh up` and `source target/firebreak-env/firebreak/env`."
+        )
+    })
+}
+
+impl TestEnv {
+    /// Connects to the environment. Panics with instructions when it is not configured.
+    pub async fn new() -> TestEnv {
+        let path = required_var("KUBECONFIG");
+        let kubeconfig = Kubeconfig::read_from(&path)
+            .unwrap_or_else(|e| panic!("cannot read the kubeconfig at {path}: {e}"));
+        let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .unwrap_or_else(|e| panic!("the kubeconfig at {path} is unusable: {e}"));
+        let client = Client::try_from(config).expect("kube client");
+        TestEnv {
+            client,
+            prometheus_url: required_var("FIREBREAK_PROMETHEUS_URL"),
+            scrape_dir: PathBuf::from(required_var("FIREBREAK_SCRAPE_DIR")),
+        }
+    }
+
+    /// Creates a fresh namespace named after `test` (plus a unique suffix). It is deleted when the
+    /// returned guard drops.
+    pub async fn namespace(&self, test: &str) -> TestNamespace {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let slug: String = test
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '-'
+                }
+            })
+            .take(40)
+            .collect();
+        let name = format!(
+            "t-{}-{:x}{:x}",
+            slug.trim_matches('-'),
+            nanos & 0xffff,
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let namespaces: Api<Namespace> = Api::all(self.client.clone());
+        let ns = Namespace {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                labels: Some([("firebreak.dev/test".to_string(), "true".to_string())].into()),
+                ..ObjectMeta::default()
+            },
+            ..Namespace::default()
+        };
+        namespaces
+            .create(&PostParams::default(), &ns)
+            .await
+            .unwrap_or_else(|e| panic!("creating namespace {name}: {e}"));
+        TestNamespace { name }
+    }
+
+    /// Registers a scrape target with the test Prometheus (a file_sd file); removed on drop.
+    pub fn scrape_target(&self, id: &str, address: &str, labels: &[(&str, &str)]) -> ScrapeTarget {
+        let labels: serde_json::Map<String, serde_json::Value> = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), serde_json::Value::from(*v)))
+            .collect();
+        let body = serde_json::json!([{ "targets": [address], "labels": labels }]);
+        let path = self.scrape_dir.join(format!("{id}.json"));
+        // Write then rename, so Prometheus never reads half a file.
+        let tmp = self.scrape_dir.join(format!(".{id}.json.tmp"));
+        std::fs::write(&tmp, body.to_string()).expect("write scrape target");
+        std::fs::rename(&tmp, &path).expect("publish scrape target");
+        ScrapeTarget { path }
+    }
+
+    /// A Prometheus HTTP API client for the test Prometheus.
+    pub fn prometheus(&self) -> prometheus_http_query::Client {
+        self.prometheus_url
+            .parse()
+            .expect("FIREBREAK_PROMETHEUS_URL is not a URL")
+    }
+}
+
+/// A namespace owned by one test; deleted (in the background on the server) on drop.
+pub struct TestNamespace {
+    pub name: String,
+}
+
+impl Drop for TestNamespace {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop cannot await, and the test's runtime may be shutting down: use a private one.
+        let deleted = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async move {
+                let client = Client::try_default().await?;
+                let namespaces: Api<Namespace> = Api::all(client);
+                match namespaces.delete(&name, &DeleteParams::background()).await {
+                    Ok(_) => Ok(()),
+                    Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+                    Err(e) => Err(anyhow::Error::from(e)),
+                }
+            })
+        })
+        .join();
+        if let Ok(Err(e)) = deleted {
+            eprintln!(
+                "warning: could not delete test namespace {}: {e}",
+                self.name
+            );
+        }
+    }
+}
+
+/// A file_sd target file; removed on drop.
+pub struct ScrapeTarget {
+    path: PathBuf,
+}
+
+impl Drop for ScrapeTarget {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Polls `check` every 250 ms until it returns `Some`, or panics after `timeout` naming `what`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}

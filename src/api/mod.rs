@@ -27,7 +27,36 @@ use kube::CustomResourceExt;
 
 /// Every CRD Firebreak defines.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![Rollout::crd()]
+    vec![bound_label_maps(Rollout::crd())]
+}
+
+/// Most labels in `spec.selector.matchLabels` and `spec.template.metadata.labels`.
+pub const MAX_LABELS: u64 = 64;
+
+/// Bounds the label maps that the selector CEL rule walks. The API server estimates a rule's
+/// worst-case cost from the schema and refuses unbounded maps; Kubernetes caps label values at
+/// 63 characters and keys at 317 (a 253-character prefix, `/`, 63 characters).
+fn bound_label_maps(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    for version in &mut crd.spec.versions {
+        let Some(schema) = version.schema.as_mut().and_then(|s| s.open_api_v3_schema.as_mut()) else {
+            continue;
+        };
+        let mut value = serde_json::to_value(&*schema).expect("schemas serialise");
+        for path in [
+            "/properties/spec/properties/selector/properties/matchLabels",
+            "/properties/spec/properties/template/properties/metadata/properties/labels",
+        ] {
+            if let Some(map) = value.pointer_mut(path).and_then(|m| m.as_object_mut()) {
+                map.insert("maxProperties".into(), MAX_LABELS.into());
+                map.insert(
+                    "additionalProperties".into(),
+                    serde_json::json!({"type": "string", "maxLength": 63}),
+                );
+            }
+        }
+        *schema = serde_json::from_value(value).expect("the bounded schema is still a schema");
+    }
+    crd
 }
 
 /// The CRDs as a multi-document YAML stream, as committed in `crds/`.

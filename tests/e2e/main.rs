@@ -3,5 +3,6 @@
 //! Run through `scripts/test.sh` (the README's test command), which starts the environment;
 //! see `support` for how a test reaches it.
 
+mod rollout;
 mod smoke;
 mod support;

@@ -181,3 +181,98 @@ where
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
+
+/// Installs Firebreak's CRDs (server-side apply) and waits until they are Established.
+pub async fn install_crds(client: &Client) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{Patch, PatchParams};
+    use kube::runtime::{conditions, wait::await_condition};
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in firebreak::api::crds() {
+        let name = crd.metadata.name.clone().expect("CRDs have names");
+        crds.patch(&name, &PatchParams::apply("firebreak-tests").force(), &Patch::Apply(&crd))
+            .await
+            .unwrap_or_else(|e| panic!("installing CRD {name}: {e}"));
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            await_condition(crds.clone(), &name, conditions::is_crd_established()),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("CRD {name} never became Established"))
+        .expect("watching CRD");
+    }
+}
+
+/// A `firebreak controller` process limited to one namespace; killed (SIGKILL) on drop.
+/// Its log goes to `target/e2e-logs/<namespace>.controller.log`.
+pub struct ControllerProcess {
+    child: Option<tokio::process::Child>,
+    namespace: String,
+}
+
+impl ControllerProcess {
+    /// Starts a controller watching `namespace`.
+    pub fn start(namespace: &str) -> ControllerProcess {
+        let mut process = ControllerProcess { child: None, namespace: namespace.to_string() };
+        process.restart();
+        process
+    }
+
+    /// Starts the controller again (after [`ControllerProcess::kill`]).
+    pub fn restart(&mut self) {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("../e2e-logs");
+        std::fs::create_dir_all(&dir).expect("log dir");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join(format!("{}.controller.log", self.namespace)))
+            .expect("log file");
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_firebreak"))
+            .args(["controller", "--namespace", &self.namespace])
+            .env("FIREBREAK_LOG", "info,firebreak=debug")
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("starting firebreak controller");
+        self.child = Some(child);
+    }
+
+    /// The process id, while running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(|c| c.id())
+    }
+
+    /// Peak resident memory (VmHWM) of the running process, in KiB (Linux only).
+    pub fn peak_memory_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
+    /// Kills the process with SIGKILL, as a node failure or OOM kill would.
+    pub async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+        }
+    }
+}
+
+/// Runs the `firebreak` CLI with `args`; panics with its output if it fails. Returns stdout.
+pub async fn firebreak(args: &[&str]) -> String {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_firebreak"))
+        .args(args)
+        .output()
+        .await
+        .expect("running firebreak");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "firebreak {args:?} failed: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}

@@ -45,6 +45,9 @@ enum Command {
     Pause(Target),
     /// Continue a rollout held by `pause`.
     Resume(Target),
+    /// Run the fleet simulator (development and tests): serves per-pod request counters for
+    /// Prometheus and simulates crashing containers.
+    SimulateFleet(crate::fleet::FleetConfig),
 }
 
 #[derive(Debug, clap::Args)]
@@ -130,6 +133,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("rollout {name}: resumed");
             Ok(())
         }
+        Command::SimulateFleet(config) => crate::fleet::run(client().await?, config).await,
     }
 }
 

@@ -15,5 +15,6 @@ pub mod analysis;
 pub mod api;
 pub mod cli;
 pub mod controller;
+pub mod fleet;
 pub mod status;
 pub mod traffic;

@@ -2322,8 +2322,8 @@ mod tests {
     // Seeded simulations: many looks, stepped weights, Bernoulli requests.
 
     /// Debug builds run fewer replications; the seeds are fixed, so every run is the same.
-    const NULL_RUNS: usize = 4_000;
-    const POWER_RUNS: usize = 1_000;
+    const NULL_RUNS: usize = if cfg!(debug_assertions) { 600 } else { 4_000 };
+    const POWER_RUNS: usize = if cfg!(debug_assertions) { 200 } else { 2_000 };
 
     /// Binomial(n, p) by geometric jumps between successes: exact, O(n·p) work.
     fn binomial(rng: &mut ChaCha8Rng, n: u64, p: f64) -> u64 {
@@ -2498,7 +2498,10 @@ mod tests {
     #[test]
     fn a_canary_exactly_at_the_margin_is_neither_rolled_back_nor_promoted_too_often() {
         let alpha = 0.05;
-        for (errors, seed) in [(Errors::Bernoulli, 2_000_000), (Errors::Poisson, 3_000_000)] {
+        for (errors, model, seed) in [
+            (Errors::Bernoulli, "Bernoulli requests", 2_000_000),
+            (Errors::Poisson, "Poisson counts", 3_000_000),
+        ] {
             let rollout = Rollout {
                 requests_per_second: 20.0,
                 baseline_error_rate: 0.01,
@@ -2507,8 +2510,9 @@ mod tests {
                 errors,
             };
             let (fails, passes) = null_rates(rollout, alpha, seed);
-            assert_rate_at_most("false rollback at R = maxRatio", fails, NULL_RUNS, alpha);
-            assert_rate_at_most("wrong promotion at R = maxRatio", passes, NULL_RUNS, alpha);
+            let what = |decision: &str| format!("{decision} at R = maxRatio, {model}");
+            assert_rate_at_most(&what("false rollback"), fails, NULL_RUNS, alpha);
+            assert_rate_at_most(&what("wrong promotion"), passes, NULL_RUNS, alpha);
         }
     }
 

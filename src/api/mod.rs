@@ -38,7 +38,11 @@ pub const MAX_LABELS: u64 = 64;
 /// 63 characters and keys at 317 (a 253-character prefix, `/`, 63 characters).
 fn bound_label_maps(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
     for version in &mut crd.spec.versions {
-        let Some(schema) = version.schema.as_mut().and_then(|s| s.open_api_v3_schema.as_mut()) else {
+        let Some(schema) = version
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut())
+        else {
             continue;
         };
         let mut value = serde_json::to_value(&*schema).expect("schemas serialise");

@@ -366,11 +366,7 @@ impl<'a> Decider<'a> {
     /// Marks the rollout as waiting for pods and applies the progress deadline. `canary`: the
     /// deadline rolls the canary back; otherwise the rollout is Degraded.
     fn wait_for_pods(&mut self, what: &str, canary: bool) -> bool {
-        let since = self
-            .status
-            .waiting_since
-            .get_or_insert(Time(self.now))
-            .0;
+        let since = self.status.waiting_since.get_or_insert(Time(self.now)).0;
         let waited = self.now.duration_since(since);
         let deadline =
             SignedDuration::try_from(self.spec.progress_deadline).unwrap_or(SignedDuration::MAX);
@@ -519,11 +515,8 @@ impl<'a> Decider<'a> {
                             return;
                         }
                         Some(duration) => {
-                            let started = self
-                                .status
-                                .step_started_at
-                                .get_or_insert(Time(self.now))
-                                .0;
+                            let started =
+                                self.status.step_started_at.get_or_insert(Time(self.now)).0;
                             let elapsed = self.now.duration_since(started);
                             let total =
                                 SignedDuration::try_from(duration).unwrap_or(SignedDuration::MAX);

@@ -339,7 +339,13 @@ mod tests {
         assert_eq!(tracker.restart_at(), Some(t(3.1)));
         assert_eq!(tracker.due(&policy, t(3.0)), None);
         assert_eq!(tracker.due(&policy, t(3.1)), Some(Step::Restart));
-        tracker.record(Step::Restart, &policy, t(3.2), observed.crash_every, &mut mean);
+        tracker.record(
+            Step::Restart,
+            &policy,
+            t(3.2),
+            observed.crash_every,
+            &mut mean,
+        );
         assert_eq!(tracker.crash_at(), Some(t(5.2)));
         assert_eq!(
             tracker.due(&policy, t(5.2)),
@@ -376,14 +382,19 @@ mod tests {
         let mut slot = None;
         CrashTracker::sync(&mut slot, &running(Some(2)), &policy, t(0.0), &mut mean);
         CrashTracker::sync(&mut slot, &running(None), &policy, t(1.0), &mut mean);
-        assert_eq!(slot, None, "an up container without the annotation is left alone");
+        assert_eq!(
+            slot, None,
+            "an up container without the annotation is left alone"
+        );
 
         CrashTracker::sync(&mut slot, &running(Some(2)), &policy, t(0.0), &mut mean);
         let tracker = slot.as_mut().unwrap();
         let crash = tracker.due(&policy, t(2.0)).unwrap();
         tracker.record(crash, &policy, t(2.0), Some(secs(2)), &mut mean);
         CrashTracker::sync(&mut slot, &running(None), &policy, t(3.0), &mut mean);
-        let tracker = slot.as_mut().expect("a container in back-off is still restarted");
+        let tracker = slot
+            .as_mut()
+            .expect("a container in back-off is still restarted");
         assert_eq!(tracker.due(&policy, t(12.0)), Some(Step::Restart));
         tracker.record(Step::Restart, &policy, t(12.0), None, &mut mean);
         assert_eq!(tracker.crash_at(), None);
@@ -417,7 +428,13 @@ mod tests {
         let tracker = slot.as_mut().unwrap();
         // The third crash's back-off was 40 s: the restart is due 35 s from now.
         assert_eq!(tracker.restart_at(), Some(t(35.0)));
-        tracker.record(Step::Restart, &policy, t(35.0), observed.crash_every, &mut mean);
+        tracker.record(
+            Step::Restart,
+            &policy,
+            t(35.0),
+            observed.crash_every,
+            &mut mean,
+        );
         // The next crash backs off 80 s, continuing from restartCount 3.
         assert_eq!(
             tracker.due(&policy, t(65.0)),

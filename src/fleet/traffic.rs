@@ -84,9 +84,9 @@ pub fn split(members: &[Member], default_rps: f64) -> Vec<f64> {
             group.serving += 1;
         }
         if member.requests_per_second.is_some()
-            && group
-                .newest_stated
-                .is_none_or(|newest| (&member.created, &member.name) > (&newest.created, &newest.name))
+            && group.newest_stated.is_none_or(|newest| {
+                (&member.created, &member.name) > (&newest.created, &newest.name)
+            })
         {
             group.newest_stated = Some(member);
         }
@@ -131,13 +131,13 @@ pub fn sample_errors<R: Rng + ?Sized>(rng: &mut R, requests: u64, error_rate: f6
     Binomial::new(requests, p).map_or(0, |b| b.sample(rng))
 }
 
-/// One request's latency in seconds, exponentially distributed with mean `mean_seconds`; 0 when
-/// the mean is 0 or not a positive finite number.
-pub fn sample_latency<R: Rng + ?Sized>(rng: &mut R, mean_seconds: f64) -> f64 {
-    if !(mean_seconds > 0.0 && mean_seconds.is_finite()) {
+/// An exponentially distributed value with mean `mean` (a request's latency in seconds, the time
+/// to a container's next crash in seconds); 0 when the mean is not a positive finite number.
+pub fn sample_exponential<R: Rng + ?Sized>(rng: &mut R, mean: f64) -> f64 {
+    if !(mean > 0.0 && mean.is_finite()) {
         return 0.0;
     }
-    Exp::new(1.0 / mean_seconds).map_or(0.0, |exp| exp.sample(rng))
+    Exp::new(1.0 / mean).map_or(0.0, |exp| exp.sample(rng))
 }
 
 #[cfg(test)]
@@ -200,7 +200,10 @@ mod tests {
 
         assert_eq!(group_of("ns", &labels(&[("tier", "web")])), None);
         // Same label value in another namespace: another group.
-        assert_ne!(group_of("other", &labels(&[("app", "checkout")])), Some(by_app));
+        assert_ne!(
+            group_of("other", &labels(&[("app", "checkout")])),
+            Some(by_app)
+        );
     }
 
     #[test]
@@ -216,7 +219,11 @@ mod tests {
 
     #[test]
     fn groups_without_a_stated_rate_get_the_default() {
-        let members = [pod("a", "shop", 1), pod("b", "shop", 2), pod("x", "cart", 1)];
+        let members = [
+            pod("a", "shop", 1),
+            pod("b", "shop", 2),
+            pod("x", "cart", 1),
+        ];
         assert_eq!(split(&members, 50.0), [25.0, 25.0, 50.0]);
     }
 
@@ -240,7 +247,10 @@ mod tests {
 
     #[test]
     fn a_group_with_no_serving_pod_receives_nothing() {
-        let members = [pod("a", "shop", 1).not_serving(), pod("b", "shop", 2).not_serving()];
+        let members = [
+            pod("a", "shop", 1).not_serving(),
+            pod("b", "shop", 2).not_serving(),
+        ];
         assert_eq!(split(&members, 50.0), [0.0, 0.0]);
     }
 
@@ -256,7 +266,10 @@ mod tests {
             let variance = samples.iter().map(|s| (s - mean).powi(2)).sum::<f64>() / n as f64;
             // The standard error of the mean is sqrt(expected / n); allow 5 of them.
             let tolerance = 5.0 * (expected / n as f64).sqrt();
-            assert!((mean - expected).abs() < tolerance, "{expected}: mean {mean}");
+            assert!(
+                (mean - expected).abs() < tolerance,
+                "{expected}: mean {mean}"
+            );
             // A Poisson variable's variance equals its mean.
             assert!(
                 (variance / expected - 1.0).abs() < 0.1,
@@ -297,14 +310,19 @@ mod tests {
     fn latencies_are_exponential_with_the_given_mean() {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(5);
         let n = 50_000;
-        let samples: Vec<f64> = (0..n).map(|_| sample_latency(&mut rng, 0.020)).collect();
+        let samples: Vec<f64> = (0..n)
+            .map(|_| sample_exponential(&mut rng, 0.020))
+            .collect();
         let mean = samples.iter().sum::<f64>() / n as f64;
         assert!((mean - 0.020).abs() < 0.0005, "mean {mean}");
         assert!(samples.iter().all(|s| *s >= 0.0));
         // For an exponential distribution, P(X > mean) = 1/e.
         let above = samples.iter().filter(|s| **s > 0.020).count() as f64 / n as f64;
-        assert!((above - (-1.0f64).exp()).abs() < 0.01, "share above mean {above}");
-        assert_eq!(sample_latency(&mut rng, 0.0), 0.0);
+        assert!(
+            (above - (-1.0f64).exp()).abs() < 0.01,
+            "share above mean {above}"
+        );
+        assert_eq!(sample_exponential(&mut rng, 0.0), 0.0);
     }
 
     #[test]

@@ -115,7 +115,7 @@ async fn custom_resource_is_created_watched_and_status_patched() {
     let env = TestEnv::new().await;
     let crds: Api<CustomResourceDefinition> = Api::all(env.client.clone());
     let ssa = PatchParams::apply("firebreak-tests").force();
-    crds.patch(&Probe::crd_name(), &ssa, &Patch::Apply(Probe::crd()))
+    crds.patch(Probe::crd_name(), &ssa, &Patch::Apply(Probe::crd()))
         .await
         .unwrap();
     tokio::time::timeout(

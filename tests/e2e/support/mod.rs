@@ -190,9 +190,13 @@ pub async fn install_crds(client: &Client) {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     for crd in firebreak::api::crds() {
         let name = crd.metadata.name.clone().expect("CRDs have names");
-        crds.patch(&name, &PatchParams::apply("firebreak-tests").force(), &Patch::Apply(&crd))
-            .await
-            .unwrap_or_else(|e| panic!("installing CRD {name}: {e}"));
+        crds.patch(
+            &name,
+            &PatchParams::apply("firebreak-tests").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("installing CRD {name}: {e}"));
         tokio::time::timeout(
             Duration::from_secs(30),
             await_condition(crds.clone(), &name, conditions::is_crd_established()),
@@ -213,7 +217,10 @@ pub struct ControllerProcess {
 impl ControllerProcess {
     /// Starts a controller watching `namespace`.
     pub fn start(namespace: &str) -> ControllerProcess {
-        let mut process = ControllerProcess { child: None, namespace: namespace.to_string() };
+        let mut process = ControllerProcess {
+            child: None,
+            namespace: namespace.to_string(),
+        };
         process.restart();
         process
     }

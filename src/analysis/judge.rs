@@ -1034,8 +1034,10 @@ impl Verdict {
 
     /// One sentence for people, carrying the numbers: rates of both arms, the ratio bound and
     /// confidence, the limit, and the exposure, e.g. "canary error rate 4.1% vs baseline 0.90%
-    /// (ratio ≥ 2.3 with 99.5% confidence, limit 1.5×; e-value 412 ≥ 222) over 12,480 canary
-    /// requests". `evidence` must be the record the verdict was computed from.
+    /// (ratio 4.6, ≥ 2.3 with 99.55% confidence, limit 1.5×; e-value 412 ≥ 223) over 12,480
+    /// canary requests". Bounds are rounded outwards and confidences down, so the sentence
+    /// never claims more than the test earned. `evidence` must be the record the verdict was
+    /// computed from.
     pub fn summary(&self, evidence: &Evidence) -> String {
         let kind = evidence.kind;
         let rates = format!(

@@ -1,3 +1,8 @@
-//! Canary analysis: metric providers and the judge that turns their counts into decisions.
+//! Canary analysis: metric providers (Prometheus for error rates, pod status for crashes), the
+//! judge that turns their counts into decisions, and the pure look that combines them.
 
+pub mod assess;
+pub mod crashes;
 pub mod judge;
+pub mod prometheus;
+pub mod template;

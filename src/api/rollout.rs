@@ -422,6 +422,9 @@ pub struct RolloutStatus {
     /// Label selector of the pods, as a string (for the scale subresource and HPA).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<String>,
+    /// Canary analysis of the current canary: accumulated evidence per metric and the last look.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<AnalysisStatus>,
     /// User requests (annotation nonces) already acted on, so each acts exactly once.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub acknowledged_requests: std::collections::BTreeMap<String, String>,
@@ -449,4 +452,54 @@ pub struct TimelineEntry {
     /// The revision (pod-template-hash) concerned, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision: Option<String>,
+}
+
+/// The state of canary analysis, kept in status so a restarted controller continues where it was.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalysisStatus {
+    /// pod-template-hash of the canary this evidence is about.
+    pub revision: String,
+    /// When the judge last looked (the next window starts here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_look_at: Option<Time>,
+    /// Looks so far.
+    #[serde(default)]
+    pub looks: u32,
+    /// Overall outcome of the last look: `Pass`, `Fail`, `Inconclusive` or `Unavailable`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    /// Why, in a sentence with the numbers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Consecutive looks that could not get data (Prometheus unreachable, query error, no data).
+    #[serde(default)]
+    pub consecutive_failures: u32,
+    /// Since when the rollout has been held at a step because analysis did not pass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_since: Option<Time>,
+    /// When the evidence first turned against the canary (the incident's anchor time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adverse_since: Option<Time>,
+    /// Per metric, in `spec.analysis.metrics` order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<MetricStatus>,
+    /// Container restarts per pod when first seen and when last seen (`[first, last]`), for
+    /// counting restarts per interval.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub pod_restarts: std::collections::BTreeMap<String, [i32; 2]>,
+}
+
+/// Accumulated evidence and the last verdict of one metric.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricStatus {
+    /// `spec.analysis.metrics[].name`.
+    pub name: String,
+    /// `Pass`, `Fail`, `Inconclusive`, `CeilingBreached` or `Unavailable`.
+    pub verdict: String,
+    /// The verdict as a sentence with the numbers.
+    pub summary: String,
+    /// The judge's accumulated evidence (exact; see `analysis::judge::Evidence`).
+    pub evidence: crate::analysis::judge::Evidence,
 }

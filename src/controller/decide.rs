@@ -17,7 +17,10 @@ use crate::api::{
     TimelineEntry,
 };
 
+use super::analysis::AnalysisInput;
 use super::conditions;
+use crate::analysis::assess::Gate;
+use crate::api::OnInconclusive;
 use super::revisions::{
     Arm, DesiredReplicaSet, Revision, baseline_hash, replica_set_name, template_hash,
 };
@@ -41,6 +44,8 @@ pub struct Observed<'a> {
     pub revisions: &'a [Revision],
     /// The current time.
     pub now: Timestamp,
+    /// Canary analysis, when configured and a canary runs.
+    pub analysis: Option<&'a AnalysisInput>,
 }
 
 /// What should change.
@@ -106,6 +111,7 @@ struct Decider<'a> {
     spec: &'a ValidSpec,
     revisions: &'a [Revision],
     now: Timestamp,
+    analysis: Option<&'a AnalysisInput>,
     status: RolloutStatus,
     transitions: Vec<Transition>,
     /// Desired replicas per hash (revision arm), filled in as the decision goes.
@@ -127,6 +133,7 @@ pub fn decide(observed: &Observed<'_>) -> Plan {
         spec: observed.spec,
         revisions: observed.revisions,
         now: observed.now,
+        analysis: observed.analysis,
         status: observed.rollout.status.clone().unwrap_or_default(),
         transitions: Vec::new(),
         desired: BTreeMap::new(),
@@ -412,6 +419,7 @@ impl<'a> Decider<'a> {
             self.status.canary_started_at = Some(Time(self.now));
             self.status.waiting_since = None;
             self.status.canary_weight = 0;
+            self.status.analysis = None;
             self.renumber = Some(target.to_string());
             self.record(
                 "CanaryStarted",
@@ -423,6 +431,25 @@ impl<'a> Decider<'a> {
 
         if requests.abort {
             return self.abort("aborted by user (`firebreak abort`)", "Aborted");
+        }
+        if let Some(input) = self.analysis.filter(|a| a.status.revision == target) {
+            let before = self.status.analysis.as_ref().and_then(|a| a.outcome.clone());
+            let held_since = self.status.analysis.as_ref().and_then(|a| a.held_since.clone());
+            self.status.analysis = Some(input.status.clone());
+            if let Some(a) = self.status.analysis.as_mut() {
+                a.held_since = held_since;
+            }
+            self.requeue_in(input.next_look);
+            match &input.gate {
+                Gate::Fail(why) => return self.abort(&format!("analysis failed: {why}"), "AnalysisFailed"),
+                Gate::Unavailable(why) if before.as_deref() != Some("Unavailable") => {
+                    self.record("AnalysisUnavailable", format!("analysis has no data, holding: {why}"), Some(target), true);
+                }
+                Gate::Pass | Gate::Inconclusive(_) if before.as_deref() == Some("Unavailable") => {
+                    self.record("AnalysisRecovered", "analysis has data again".into(), Some(target), false);
+                }
+                _ => {}
+            }
         }
         if requests.promote_full {
             self.status.current_step_index = Some(self.spec.steps.len() as i32);
@@ -489,6 +516,9 @@ impl<'a> Decider<'a> {
                     if let Some(why) = paused {
                         return self.hold(index, why);
                     }
+                    if index + 1 == self.spec.steps.len() && !self.analysis_allows(index) {
+                        return;
+                    }
                     self.advance(
                         index,
                         format!("canary {target} at weight {w}% with {available} pods"),
@@ -521,6 +551,9 @@ impl<'a> Decider<'a> {
                             let total =
                                 SignedDuration::try_from(duration).unwrap_or(SignedDuration::MAX);
                             if elapsed >= total {
+                                if !self.analysis_allows(index) {
+                                    return;
+                                }
                                 self.advance(
                                     index,
                                     format!("pause of {}s ended", duration.as_secs()),
@@ -578,6 +611,52 @@ impl<'a> Decider<'a> {
             self.desired
                 .insert(r.hash.clone(), if carried { 0 } else { r.desired });
         }
+    }
+
+    /// Whether analysis lets the rollout advance past step `index`. If not, the rollout holds
+    /// there (phase Paused, message with the reason); past the progress deadline,
+    /// `analysis.onInconclusive: Rollback` rolls the canary back.
+    fn analysis_allows(&mut self, index: usize) -> bool {
+        if self.rollout.spec.analysis.is_none() {
+            return true;
+        }
+        let canary = self.status.canary_revision.clone();
+        let gate = match self.analysis.filter(|a| Some(&a.status.revision) == canary.as_ref()) {
+            Some(input) => input.gate.clone(),
+            None => Gate::Inconclusive("analysis has not looked at the canary yet".into()),
+        };
+        let now = self.now;
+        let step_started = self.status.step_started_at.clone().map_or(now, |t| t.0);
+        let since = match self.status.analysis.as_mut() {
+            Some(status) if gate == Gate::Pass => {
+                status.held_since = None;
+                return true;
+            }
+            Some(status) => status.held_since.get_or_insert(Time(now)).0,
+            None => step_started,
+        };
+        let held = now.duration_since(since);
+        let deadline = SignedDuration::try_from(self.spec.progress_deadline).unwrap_or(SignedDuration::MAX);
+        let on_inconclusive = self.rollout.spec.analysis.as_ref().map(|a| a.on_inconclusive).unwrap_or_default();
+        let why = format!("analysis {}: {}", gate.outcome().to_lowercase(), gate.message());
+        if held >= deadline && on_inconclusive == OnInconclusive::Rollback {
+            self.abort(
+                &format!("{why} for {}s (analysis.onInconclusive: Rollback)", held.as_secs()),
+                "AnalysisInconclusive",
+            );
+            return false;
+        }
+        if held < deadline {
+            self.requeue_in((deadline - held).unsigned_abs());
+        }
+        self.status.phase = Some(Phase::Paused);
+        self.status.message = Some(format!(
+            "holding at step {}/{} (weight {}%) until analysis passes: {why}",
+            index + 1,
+            self.spec.steps.len(),
+            self.status.canary_weight
+        ));
+        false
     }
 
     fn hold(&mut self, index: usize, why: &str) {

@@ -10,6 +10,7 @@
 //!
 //! State lives in the Rollout's status and its ReplicaSets, never in memory.
 
+pub mod analysis;
 pub mod conditions;
 pub mod decide;
 pub mod revisions;
@@ -174,11 +175,14 @@ async fn reconcile(
         .filter_map(Revision::from_replica_set)
         .collect();
 
+    let now = Timestamp::now();
+    let analysis = analysis::observe(&ctx.client, &rollout, &spec, now).await;
     let plan = decide::decide(&Observed {
         rollout: &rollout,
         spec: &spec,
         revisions: &revisions,
-        now: Timestamp::now(),
+        now,
+        analysis: analysis.as_ref(),
     });
 
     act(&rs_api, &rollout, &revisions, &plan).await?;

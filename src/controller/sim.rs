@@ -53,6 +53,8 @@ pub trait TestRollout: Sized {
     fn with_baseline(self) -> Self;
     /// Sets `spec.revisionHistoryLimit`.
     fn with_history_limit(self, limit: i32) -> Self;
+    /// Adds an error-rate analysis with `analysis.onInconclusive` = `on_inconclusive`.
+    fn with_analysis(self, on_inconclusive: crate::api::OnInconclusive) -> Self;
 }
 
 impl TestRollout for Rollout {
@@ -97,6 +99,16 @@ impl TestRollout for Rollout {
         self
     }
 
+    fn with_analysis(mut self, on_inconclusive: crate::api::OnInconclusive) -> Self {
+        self.spec.analysis = Some(serde_json::from_value(json!({
+            "interval": "30s",
+            "onInconclusive": on_inconclusive,
+            "metrics": [{"name": "http-errors", "errorRate": {"prometheus": {
+                "address": "http://prometheus:9090", "errors": "e", "total": "t"}}}]
+        })).unwrap());
+        self
+    }
+
     fn with_history_limit(mut self, limit: i32) -> Self {
         self.spec.revision_history_limit = Some(limit);
         self
@@ -115,6 +127,8 @@ pub struct Cluster {
     pub broken: Vec<String>,
     /// Every plan applied, oldest first.
     pub plans: Vec<Plan>,
+    /// What canary analysis reports to the next decisions (None: no analysis).
+    pub analysis: Option<super::analysis::AnalysisInput>,
     nonce: u64,
 }
 
@@ -127,6 +141,7 @@ impl Cluster {
             now: "2026-11-21T10:00:00Z".parse().unwrap(),
             broken: Vec::new(),
             plans: Vec::new(),
+            analysis: None,
             nonce: 0,
         }
     }
@@ -139,6 +154,7 @@ impl Cluster {
             spec: &spec,
             revisions: &self.revisions,
             now: self.now,
+            analysis: self.analysis.as_ref(),
         });
         for desired in &plan.replica_sets {
             match self
@@ -227,6 +243,22 @@ impl Cluster {
                 format!("{REQUEST_ANNOTATION_PREFIX}{verb}"),
                 format!("n{}", self.nonce),
             );
+        self
+    }
+
+    /// Makes canary analysis report `gate` about the current canary from now on.
+    pub fn analysis_says(&mut self, gate: crate::analysis::assess::Gate) -> &mut Self {
+        let revision = self.status().canary_revision.unwrap_or_default();
+        self.analysis = Some(super::analysis::AnalysisInput {
+            status: crate::api::AnalysisStatus {
+                revision,
+                outcome: Some(gate.outcome().into()),
+                message: Some(gate.message().into()),
+                ..Default::default()
+            },
+            gate,
+            next_look: std::time::Duration::from_secs(30),
+        });
         self
     }
 

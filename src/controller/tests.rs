@@ -2,7 +2,8 @@
 
 use proptest::prelude::*;
 
-use crate::api::{PAUSED_ANNOTATION, Phase, Rollout};
+use crate::analysis::assess::Gate;
+use crate::api::{OnInconclusive, PAUSED_ANNOTATION, Phase, Rollout};
 
 use super::decide::{canary_replicas, stable_replicas};
 use super::sim::{Cluster, TestRollout, pause, weight};
@@ -339,6 +340,69 @@ fn timeline_is_bounded() {
         cluster.set_image(&format!("web:{}", i + 2)).settle();
     }
     assert_eq!(cluster.status().timeline.len(), crate::api::TIMELINE_LIMIT);
+}
+
+#[test]
+fn failing_analysis_rolls_back_at_once_with_the_reason() {
+    let mut cluster = deployed(Rollout::test().with_analysis(OnInconclusive::Hold));
+    cluster.set_image("web:2").settle();
+    cluster.analysis_says(Gate::Fail("metric http-errors: canary error rate 5.0% vs baseline 1.0%".into()));
+    let plan = cluster.decide();
+    let status = cluster.status();
+    assert_eq!(status.phase, Some(Phase::RolledBack));
+    assert!(status.rollback_reason.unwrap().contains("canary error rate 5.0%"));
+    assert_eq!(plan.replica_sets[0].replicas, 0, "the canary is scaled down first");
+    assert!(cluster.timeline().contains(&"AnalysisFailed".to_string()));
+}
+
+#[test]
+fn a_pause_that_ends_does_not_advance_until_analysis_passes() {
+    let mut cluster = deployed(
+        Rollout::test()
+            .with_analysis(OnInconclusive::Hold)
+            .with_steps(vec![weight(10), pause(Some("1m")), weight(50)]),
+    );
+    cluster.set_image("web:2").settle();
+    cluster.analysis_says(Gate::Inconclusive("too little data".into()));
+    cluster.advance(61).settle();
+    let status = cluster.status();
+    assert_eq!(status.current_step_index, Some(1), "held at the pause");
+    assert_eq!(status.phase, Some(Phase::Paused));
+    assert!(status.message.unwrap().contains("until analysis passes"));
+    // Holding never gives up by itself with onInconclusive: Hold…
+    cluster.advance(3600).settle();
+    assert_eq!(cluster.status().current_step_index, Some(1));
+    // …and moves on once analysis passes; the last step is gated too.
+    cluster.analysis_says(Gate::Pass).settle();
+    assert_eq!(cluster.status().phase, Some(Phase::Healthy));
+}
+
+#[test]
+fn analysis_without_data_rolls_back_after_the_deadline_when_asked_to() {
+    let mut cluster = deployed(
+        Rollout::test()
+            .with_analysis(OnInconclusive::Rollback)
+            .with_steps(vec![weight(10), pause(Some("1m")), weight(50)]),
+    );
+    cluster.set_image("web:2").settle();
+    cluster.analysis_says(Gate::Unavailable("Prometheus at http://prometheus:9090 failed".into()));
+    cluster.settle();
+    assert!(cluster.timeline().contains(&"AnalysisUnavailable".to_string()));
+    cluster.advance(61).settle();
+    assert_eq!(cluster.status().phase, Some(Phase::Paused));
+    cluster.advance(600).settle();
+    let status = cluster.status();
+    assert_eq!(status.phase, Some(Phase::RolledBack));
+    assert!(status.rollback_reason.unwrap().contains("onInconclusive: Rollback"));
+}
+
+#[test]
+fn analysis_that_has_not_looked_yet_blocks_promotion() {
+    let mut cluster = deployed(Rollout::test().with_analysis(OnInconclusive::Hold).with_steps(vec![weight(100)]));
+    cluster.set_image("web:2").settle();
+    let status = cluster.status();
+    assert_eq!(status.phase, Some(Phase::Paused));
+    assert_eq!(status.stable_revision, Some(Cluster::hash_of("web:1")));
 }
 
 /// A user or the world doing something between two decisions.

@@ -224,11 +224,12 @@ impl CrashTracker {
 mod tests {
     use super::*;
 
+    /// `seconds` (possibly negative) after a fixed instant.
     fn t(seconds: f64) -> Timestamp {
-        after(
-            Timestamp::from_second(1_700_000_000).unwrap(),
-            Duration::from_secs_f64(seconds),
-        )
+        Timestamp::from_second(1_700_000_000)
+            .unwrap()
+            .checked_add(k8s_openapi::jiff::SignedDuration::from_secs_f64(seconds))
+            .unwrap()
     }
 
     fn secs(s: u64) -> Duration {

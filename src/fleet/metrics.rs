@@ -90,9 +90,9 @@ impl FleetMetrics {
     /// increment (a counter that appears at 5 loses those 5 requests to `rate()`).
     pub fn track(&self, pod: &PodLabels) {
         for code in ["200", "500"] {
-            self.requests.get_or_create(&RequestLabels::new(pod, code));
+            drop(self.requests.get_or_create(&RequestLabels::new(pod, code)));
         }
-        self.durations.get_or_create(pod);
+        drop(self.durations.get_or_create(pod));
     }
 
     /// Records `requests` requests served by `pod`, `errors` of them failed, with the given

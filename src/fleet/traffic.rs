@@ -112,8 +112,10 @@ pub fn split(members: &[Member], default_rps: f64) -> Vec<f64> {
 /// The number of requests that arrive in an interval where `expected` arrive on average: Poisson.
 /// Zero when `expected` is not a positive finite number.
 pub fn sample_requests<R: Rng + ?Sized>(rng: &mut R, expected: f64) -> u64 {
-    let expected = expected.min(Poisson::<f64>::MAX_LAMBDA);
-    match Poisson::new(expected) {
+    if !(expected > 0.0 && expected.is_finite()) {
+        return 0;
+    }
+    match Poisson::new(expected.min(Poisson::<f64>::MAX_LAMBDA)) {
         // A Poisson sample is a whole number; `as` saturates.
         Ok(poisson) => poisson.sample(rng) as u64,
         Err(_) => 0,

@@ -1,0 +1,371 @@
+//! One look of canary analysis, as a pure function: the previous analysis status, the spec, the
+//! window's observations and the clock in; the new status and a [`Gate`] for the rollout out.
+
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+
+use crate::api::{Analysis, AnalysisStatus, MetricStatus};
+
+use super::crashes::CrashWindow;
+use super::judge::{self, Ceiling, Counts, Evidence, InconclusiveReason, MetricKind, Policy, Verdict};
+
+/// Default `analysis.interval`.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
+/// Default `analysis.confidence`.
+pub const DEFAULT_CONFIDENCE: f64 = 0.99;
+/// Default `errorRate.maxRatio`.
+pub const DEFAULT_ERROR_MAX_RATIO: f64 = 1.5;
+/// Default `crashRate.maxRatio`.
+pub const DEFAULT_CRASH_MAX_RATIO: f64 = 2.0;
+/// First retry delay after a failed look; doubles per consecutive failure, up to the interval.
+pub const RETRY_BASE: Duration = Duration::from_secs(2);
+
+/// What the analysis allows the rollout to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Gate {
+    /// Every metric passes: the rollout may advance past a pause and be promoted.
+    Pass,
+    /// A metric fails: roll back now. The message names the metric and carries the numbers.
+    Fail(String),
+    /// Not enough evidence yet, or a common-mode problem: hold (never promote).
+    Inconclusive(String),
+    /// No data could be had: hold, retry with back-off.
+    Unavailable(String),
+}
+
+impl Gate {
+    /// The outcome word kept in status: `Pass`, `Fail`, `Inconclusive`, `Unavailable`.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Gate::Pass => "Pass",
+            Gate::Fail(_) => "Fail",
+            Gate::Inconclusive(_) => "Inconclusive",
+            Gate::Unavailable(_) => "Unavailable",
+        }
+    }
+
+    /// The sentence explaining the outcome.
+    pub fn message(&self) -> &str {
+        match self {
+            Gate::Pass => "all metrics pass",
+            Gate::Fail(m) | Gate::Inconclusive(m) | Gate::Unavailable(m) => m,
+        }
+    }
+}
+
+/// What was measured in one window, per metric (in `spec.analysis.metrics` order).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Observation {
+    /// Error-rate counts from Prometheus.
+    Errors(Counts),
+    /// Crash counts from pod status.
+    Crashes(CrashWindow),
+    /// The provider failed; the message says why and how to fix it.
+    Unavailable(String),
+}
+
+/// When the next look is due.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Schedule {
+    /// Start the clock: the first window begins now, nothing is measured yet.
+    Start,
+    /// Measure the window since the last look, of this many seconds.
+    Look(u64),
+    /// Not yet: look again after this long.
+    Wait(Duration),
+}
+
+/// The analysis interval of `spec` (validated by the controller; falls back to the default).
+pub fn interval(spec: &Analysis) -> Duration {
+    spec.interval.as_ref().and_then(|d| d.to_duration().ok()).unwrap_or(DEFAULT_INTERVAL).max(Duration::from_secs(1))
+}
+
+/// Decides whether to look now at the canary `revision`. After failed looks the next try comes
+/// sooner than the interval: 2 s, 4 s, 8 s … (never later than the interval).
+pub fn schedule(previous: Option<&AnalysisStatus>, spec: &Analysis, revision: &str, now: Timestamp) -> Schedule {
+    let Some(previous) = previous.filter(|p| p.revision == revision) else {
+        return Schedule::Start;
+    };
+    let Some(last) = &previous.last_look_at else {
+        return Schedule::Start;
+    };
+    let every = interval(spec);
+    let wait = if previous.consecutive_failures > 0 {
+        let backoff = RETRY_BASE.saturating_mul(1u32 << previous.consecutive_failures.min(16).saturating_sub(1));
+        backoff.min(every)
+    } else {
+        every
+    };
+    let elapsed = now.duration_since(last.0);
+    let elapsed = Duration::try_from(elapsed).unwrap_or_default();
+    if elapsed >= wait {
+        Schedule::Look(elapsed.as_secs().max(1))
+    } else {
+        Schedule::Wait(wait - elapsed)
+    }
+}
+
+/// The result of one look.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Assessment {
+    /// The new analysis status.
+    pub status: AnalysisStatus,
+    /// What the rollout may do.
+    pub gate: Gate,
+}
+
+fn metric_kind(metric: &crate::api::Metric) -> (MetricKind, f64, Option<Ceiling>) {
+    match (&metric.error_rate, &metric.crash_rate) {
+        (Some(e), _) => (
+            MetricKind::ErrorRate,
+            e.max_ratio.unwrap_or(DEFAULT_ERROR_MAX_RATIO),
+            e.max_rate.filter(|r| *r > 0.0 && *r < 1.0).map(|max_rate| Ceiling::ErrorRate { max_rate }),
+        ),
+        (None, crash) => {
+            let crash = crash.clone();
+            (
+                MetricKind::CrashRate,
+                crash.as_ref().and_then(|c| c.max_ratio).unwrap_or(DEFAULT_CRASH_MAX_RATIO),
+                crash
+                    .and_then(|c| c.max_restarts_per_pod)
+                    .map(|n| Ceiling::RestartsPerPod { max_restarts: n.max(0) as u32 }),
+            )
+        }
+    }
+}
+
+/// Canary exposure with no event in either arm after which a metric counts as passing: for error
+/// rates, requests; for crashes, pod-seconds (one pod-hour).
+pub const QUIET_PASS_EXPOSURE: [f64; 2] = [1000.0, 3600.0];
+
+/// No event in either arm is nothing to compare, but not nothing to know: zero errors over
+/// 1,000 canary requests bounds the canary's error rate below 0.3% (the rule of three, 95%), and
+/// no crash in a pod-hour is the healthy state of a crash metric. Such a metric lets the rollout
+/// advance; absolute ceilings still apply.
+fn quiet_enough(evidence: &Evidence) -> bool {
+    let needed = match evidence.kind() {
+        MetricKind::ErrorRate => QUIET_PASS_EXPOSURE[0],
+        MetricKind::CrashRate => QUIET_PASS_EXPOSURE[1],
+    };
+    evidence.canary_events() == 0 && evidence.baseline_events() == 0 && evidence.canary_exposure() >= needed
+}
+
+/// Starts the analysis of canary `revision`: empty evidence, the first window begins `now`.
+pub fn start(spec: &Analysis, revision: &str, now: Timestamp) -> Result<AnalysisStatus, String> {
+    let mut metrics = Vec::with_capacity(spec.metrics.len());
+    for metric in &spec.metrics {
+        let (kind, max_ratio, _) = metric_kind(metric);
+        let evidence = Evidence::new(kind, max_ratio)
+            .map_err(|e| format!("spec.analysis.metrics[{}]: {e}", metric.name))?;
+        metrics.push(MetricStatus {
+            name: metric.name.clone(),
+            verdict: "Inconclusive".into(),
+            summary: "no data yet".into(),
+            evidence,
+        });
+    }
+    Ok(AnalysisStatus {
+        revision: revision.to_string(),
+        last_look_at: Some(Time(now)),
+        looks: 0,
+        outcome: Some("Inconclusive".into()),
+        message: Some("analysis started; first look after one interval".into()),
+        metrics,
+        ..AnalysisStatus::default()
+    })
+}
+
+/// Folds one window's observations into the evidence and judges every metric.
+///
+/// `observations` must have one entry per metric of `spec`, in order. A failed observation keeps
+/// the metric's evidence as it was and makes the look `Unavailable` unless another metric fails.
+pub fn assess(previous: &AnalysisStatus, spec: &Analysis, observations: &[Observation], now: Timestamp) -> Assessment {
+    let mut status = previous.clone();
+    status.last_look_at = Some(Time(now));
+    status.looks += 1;
+    let confidence = spec.confidence.unwrap_or(DEFAULT_CONFIDENCE);
+    let alpha = judge::metric_alpha(confidence, spec.metrics.len().max(1)).unwrap_or(0.01 / spec.metrics.len().max(1) as f64);
+
+    let mut fails = Vec::new();
+    let mut holds = Vec::new();
+    let mut unavailable = Vec::new();
+    let mut adverse = false;
+    let mut metrics = Vec::with_capacity(spec.metrics.len());
+    for (i, metric) in spec.metrics.iter().enumerate() {
+        let (kind, max_ratio, ceiling) = metric_kind(metric);
+        // Evidence from the previous look, unless the metric's kind or margin changed.
+        let mut evidence = previous
+            .metrics
+            .iter()
+            .find(|m| m.name == metric.name)
+            .map(|m| m.evidence.clone())
+            .filter(|e| e.kind() == kind && e.max_ratio() == max_ratio)
+            .or_else(|| Evidence::new(kind, max_ratio).ok());
+        let Some(evidence) = evidence.as_mut() else {
+            fails.push(format!("metric {}: maxRatio {max_ratio} is not a positive number", metric.name));
+            continue;
+        };
+        let observed = match observations.get(i) {
+            Some(Observation::Errors(counts)) => evidence.observe(counts).map_err(|e| e.to_string()),
+            Some(Observation::Crashes(window)) => {
+                status.pod_restarts = window.pod_restarts.clone();
+                evidence
+                    .observe(&window.counts)
+                    .and_then(|()| evidence.record_restarts(window.canary_max_restarts, window.baseline_max_restarts))
+                    .map_err(|e| e.to_string())
+            }
+            Some(Observation::Unavailable(why)) => Err(why.clone()),
+            None => Err("no observation".into()),
+        };
+        if let Err(why) = observed {
+            unavailable.push(format!("metric {}: {why}", metric.name));
+            metrics.push(MetricStatus {
+                name: metric.name.clone(),
+                verdict: "Unavailable".into(),
+                summary: why,
+                evidence: evidence.clone(),
+            });
+            continue;
+        }
+        adverse |= evidence.adverse_since_interval().is_some();
+        let policy = Policy::new(alpha, ceiling);
+        let verdict = policy.map_err(|e| e.to_string()).and_then(|p| judge::judge(evidence, &p).map_err(|e| e.to_string()));
+        let (word, summary) = match &verdict {
+            Ok(v) => {
+                let summary = v.summary(evidence);
+                let word = match v {
+                    Verdict::Pass { .. } => "Pass",
+                    Verdict::Fail { .. } => {
+                        fails.push(format!("metric {}: {summary}", metric.name));
+                        "Fail"
+                    }
+                    Verdict::CeilingBreached { .. } if v.is_common_mode() => {
+                        holds.push(format!(
+                            "metric {}: {summary}; the baseline is as bad, so this change is probably not the cause: holding instead of rolling back",
+                            metric.name
+                        ));
+                        "CeilingBreached"
+                    }
+                    Verdict::CeilingBreached { .. } => {
+                        fails.push(format!("metric {}: {summary}", metric.name));
+                        "CeilingBreached"
+                    }
+                    Verdict::Inconclusive { reason: InconclusiveReason::NoEvents, .. } if quiet_enough(evidence) => "Pass",
+                    Verdict::Inconclusive { .. } => {
+                        holds.push(format!("metric {}: {summary}", metric.name));
+                        "Inconclusive"
+                    }
+                };
+                (word, summary)
+            }
+            Err(e) => {
+                fails.push(format!("metric {}: {e}", metric.name));
+                ("Fail", e.clone())
+            }
+        };
+        metrics.push(MetricStatus { name: metric.name.clone(), verdict: word.into(), summary, evidence: evidence.clone() });
+    }
+    status.metrics = metrics;
+    if adverse {
+        status.adverse_since.get_or_insert(Time(now));
+    } else if fails.is_empty() {
+        status.adverse_since = None;
+    }
+
+    let gate = if !fails.is_empty() {
+        Gate::Fail(fails.join("; "))
+    } else if !unavailable.is_empty() {
+        Gate::Unavailable(unavailable.join("; "))
+    } else if !holds.is_empty() {
+        Gate::Inconclusive(holds.join("; "))
+    } else {
+        Gate::Pass
+    };
+    status.consecutive_failures = if matches!(gate, Gate::Unavailable(_)) { previous.consecutive_failures + 1 } else { 0 };
+    status.outcome = Some(gate.outcome().into());
+    status.message = Some(gate.message().to_string());
+    Assessment { status, gate }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{ErrorRate, Metric, OnInconclusive, PrometheusQueries};
+
+    fn spec() -> Analysis {
+        Analysis {
+            interval: Some("30s".into()),
+            confidence: Some(0.99),
+            on_inconclusive: OnInconclusive::Hold,
+            metrics: vec![Metric {
+                name: "http-errors".into(),
+                error_rate: Some(ErrorRate {
+                    prometheus: PrometheusQueries { address: "http://p:9090".into(), errors: "e".into(), total: "t".into() },
+                    max_ratio: Some(1.5),
+                    max_rate: None,
+                }),
+                crash_rate: None,
+            }],
+        }
+    }
+
+    fn t(s: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000 + s).unwrap()
+    }
+
+    fn errors(canary: u64, baseline: u64, requests: f64) -> Observation {
+        Observation::Errors(Counts { canary_events: canary, baseline_events: baseline, canary_exposure: requests, baseline_exposure: requests * 9.0 })
+    }
+
+    #[test]
+    fn schedule_starts_then_waits_an_interval_and_backs_off_after_failures() {
+        let spec = spec();
+        assert_eq!(schedule(None, &spec, "abc", t(0)), Schedule::Start);
+        let mut status = start(&spec, "abc", t(0)).unwrap();
+        assert_eq!(schedule(Some(&status), &spec, "abc", t(10)), Schedule::Wait(Duration::from_secs(20)));
+        assert_eq!(schedule(Some(&status), &spec, "abc", t(31)), Schedule::Look(31));
+        assert_eq!(schedule(Some(&status), &spec, "other", t(31)), Schedule::Start, "a new canary starts afresh");
+        status.consecutive_failures = 3;
+        assert_eq!(schedule(Some(&status), &spec, "abc", t(5)), Schedule::Wait(Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn a_bad_canary_fails_with_the_numbers_and_a_good_one_passes() {
+        let spec = spec();
+        let mut bad = start(&spec, "abc", t(0)).unwrap();
+        let mut good = bad.clone();
+        let mut gate = Gate::Pass;
+        for i in 1..=20 {
+            // Canary 5% errors vs baseline 1%, 1,000 canary requests a window.
+            let a = assess(&bad, &spec, &[errors(50, 90, 1000.0)], t(30 * i));
+            bad = a.status;
+            gate = a.gate;
+            if matches!(gate, Gate::Fail(_)) {
+                break;
+            }
+        }
+        let Gate::Fail(why) = gate.clone() else { panic!("a 5x canary was not failed: {gate:?}") };
+        assert!(why.contains("http-errors") && why.contains("canary"), "{why}");
+        assert!(bad.adverse_since.is_some());
+
+        for i in 1..=60 {
+            let a = assess(&good, &spec, &[errors(10, 90, 1000.0)], t(30 * i));
+            good = a.status;
+            gate = a.gate;
+        }
+        assert_eq!(gate, Gate::Pass, "{:?}", good.message);
+    }
+
+    #[test]
+    fn missing_data_is_unavailable_and_keeps_the_evidence() {
+        let spec = spec();
+        let status = start(&spec, "abc", t(0)).unwrap();
+        let a = assess(&status, &spec, &[errors(1, 9, 100.0)], t(30));
+        let b = assess(&a.status, &spec, &[Observation::Unavailable("Prometheus down".into())], t(60));
+        assert_eq!(b.gate, Gate::Unavailable("metric http-errors: Prometheus down".into()));
+        assert_eq!(b.status.consecutive_failures, 1);
+        assert_eq!(b.status.metrics[0].evidence, a.status.metrics[0].evidence);
+    }
+}

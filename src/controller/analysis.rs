@@ -1,0 +1,147 @@
+//! The observe side of canary analysis: when a look is due, ask the providers (Prometheus, pod
+//! status) for the window's counts and fold them in with the pure [`crate::analysis::assess`].
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::ListParams;
+use kube::{Api, Client, ResourceExt};
+
+use crate::analysis::assess::{self, Gate, Observation, Schedule};
+use crate::analysis::crashes::{PodSample, Side, crash_window};
+use crate::analysis::prometheus::{Arms, error_counts};
+use crate::analysis::template::Variables;
+use crate::api::{AnalysisStatus, POD_TEMPLATE_HASH_LABEL, ROLLOUT_LABEL, Rollout};
+
+use super::revisions::{baseline_hash, template_hash};
+use super::validate::ValidSpec;
+
+/// The analysis as the decision sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AnalysisInput {
+    /// The analysis status to record.
+    pub status: AnalysisStatus,
+    /// What the analysis allows.
+    pub gate: Gate,
+    /// When the next look is due.
+    pub next_look: Duration,
+}
+
+/// The Gate a previous look left behind.
+fn gate_of(status: &AnalysisStatus) -> Gate {
+    let message = status.message.clone().unwrap_or_default();
+    match status.outcome.as_deref() {
+        Some("Pass") => Gate::Pass,
+        Some("Fail") => Gate::Fail(message),
+        Some("Unavailable") => Gate::Unavailable(message),
+        _ => Gate::Inconclusive(message),
+    }
+}
+
+/// Looks at the canary if analysis is configured, a canary of the spec's template is running with
+/// a non-zero weight, and a look is due. `None` when there is nothing to analyse.
+pub async fn observe(client: &Client, rollout: &Rollout, spec: &ValidSpec, now: Timestamp) -> Option<AnalysisInput> {
+    let analysis = rollout.spec.analysis.as_ref()?;
+    let status = rollout.status.as_ref()?;
+    let canary = template_hash(&spec.template);
+    if status.canary_revision.as_deref() != Some(canary.as_str()) || status.canary_weight <= 0 {
+        return None;
+    }
+    let stable = status.stable_revision.clone()?;
+    let baseline = if spec.baseline { baseline_hash(&stable) } else { stable };
+    let previous = status.analysis.as_ref();
+    let every = assess::interval(analysis);
+
+    let window = match assess::schedule(previous, analysis, &canary, now) {
+        Schedule::Start => {
+            return Some(match assess::start(analysis, &canary, now) {
+                Ok(status) => AnalysisInput {
+                    gate: gate_of(&status),
+                    status,
+                    next_look: every,
+                },
+                Err(why) => AnalysisInput {
+                    status: AnalysisStatus { revision: canary, ..AnalysisStatus::default() },
+                    gate: Gate::Unavailable(why),
+                    next_look: every,
+                },
+            });
+        }
+        Schedule::Wait(wait) => {
+            let previous = previous?.clone();
+            return Some(AnalysisInput { gate: gate_of(&previous), status: previous, next_look: wait });
+        }
+        Schedule::Look(seconds) => seconds,
+    };
+    let previous = previous?;
+
+    let name = rollout.name_any();
+    let namespace = rollout.namespace().unwrap_or_default();
+    let interval = format!("{window}s");
+    let arms = Arms {
+        canary: Variables { revision: &canary, arm: "canary", namespace: &namespace, rollout: &name, interval: &interval },
+        baseline: Variables { revision: &baseline, arm: "baseline", namespace: &namespace, rollout: &name, interval: &interval },
+    };
+    let needs_pods = analysis.metrics.iter().any(|m| m.crash_rate.is_some());
+    let pods = if needs_pods {
+        Some(pod_samples(client, &namespace, &name, &canary, &baseline).await)
+    } else {
+        None
+    };
+    let mut observations = Vec::with_capacity(analysis.metrics.len());
+    for metric in &analysis.metrics {
+        let observation = if let Some(error_rate) = &metric.error_rate {
+            match error_counts(&error_rate.prometheus, &arms, now.as_second()).await {
+                Ok(counts) => Observation::Errors(counts),
+                Err(e) => Observation::Unavailable(e.to_string()),
+            }
+        } else {
+            match &pods {
+                Some(Ok(samples)) => Observation::Crashes(crash_window(samples, &previous.pod_restarts, window as f64)),
+                Some(Err(e)) => Observation::Unavailable(format!("listing pods: {e}")),
+                None => Observation::Unavailable("no pods listed".into()),
+            }
+        };
+        observations.push(observation);
+    }
+    let assessment = assess::assess(previous, analysis, &observations, now);
+    let next_look = match assess::schedule(Some(&assessment.status), analysis, &canary, now) {
+        Schedule::Wait(wait) => wait,
+        _ => every,
+    };
+    Some(AnalysisInput { status: assessment.status, gate: assessment.gate, next_look })
+}
+
+async fn pod_samples(
+    client: &Client,
+    namespace: &str,
+    rollout: &str,
+    canary: &str,
+    baseline: &str,
+) -> Result<Vec<PodSample>, kube::Error> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let list = pods.list(&ListParams::default().labels(&format!("{ROLLOUT_LABEL}={rollout}"))).await?;
+    Ok(list
+        .items
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+        .filter_map(|p| {
+            let hash = p.labels().get(POD_TEMPLATE_HASH_LABEL)?;
+            let side = if hash == canary {
+                Side::Canary
+            } else if hash == baseline {
+                Side::Baseline
+            } else {
+                return None;
+            };
+            let statuses = p.status.as_ref()?.container_statuses.clone().unwrap_or_default();
+            let restarts = statuses.iter().map(|c| c.restart_count).sum();
+            let crash_looping = statuses.iter().any(|c| {
+                c.state.as_ref().and_then(|s| s.waiting.as_ref()).and_then(|w| w.reason.as_deref()) == Some("CrashLoopBackOff")
+            });
+            Some(PodSample { name: p.name_any(), side, restarts, crash_looping })
+        })
+        .collect())
+}

@@ -13,6 +13,8 @@
 #   KUBECONFIG                the cluster's kubeconfig (admin)
 #   FIREBREAK_PROMETHEUS_URL  http://127.0.0.1:PORT
 #   FIREBREAK_SCRAPE_DIR      a directory Prometheus watches for file_sd target files (*.json)
+#   FIREBREAK_PROMETHEUS_BIN  the Prometheus binary (tests start private ones with it)
+#   FIREBREAK_KUBECTL         the kubectl built with the control plane
 #
 # Settings (environment variables):
 #   FIREBREAK_NODES              fake nodes to create (default 4)
@@ -177,6 +179,8 @@ export KUBECONFIG=$dir/kubeconfig
 export FIREBREAK_PROMETHEUS_URL=http://127.0.0.1:$prometheus_port
 export FIREBREAK_SCRAPE_DIR=$dir/scrape
 export FIREBREAK_ENV_NAME=$name
+export FIREBREAK_PROMETHEUS_BIN=$PROMETHEUS
+export FIREBREAK_KUBECTL=$KUBECTL
 EOF
     trap - ERR
     log "ready"

@@ -115,8 +115,8 @@ fn parse_positive_duration(value: &str) -> Result<Duration, String> {
 /// Runs the simulator until interrupted (Ctrl-C): serves `/metrics` at `config.listen`, watches
 /// pods, and simulates traffic and crashes every `config.tick`.
 ///
-/// Errors when the address cannot be bound, the pod watch cannot start, or the metrics server
-/// fails.
+/// Errors when the address cannot be bound or the metrics server fails. A failing pod watch (no
+/// access, API server down) is logged and retried with back-off.
 pub async fn run(client: Client, config: FleetConfig) -> anyhow::Result<()> {
     if config.crash_backoff_max < config.crash_backoff_base {
         anyhow::bail!(
@@ -140,6 +140,7 @@ pub async fn run(client: Client, config: FleetConfig) -> anyhow::Result<()> {
         .route("/metrics", axum::routing::get(serve_metrics))
         .with_state(metrics.clone());
     let mut server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let _stop_server = AbortOnDrop(server.abort_handle());
 
     let pods: Api<Pod> = match &config.namespace {
         Some(namespace) => Api::namespaced(client.clone(), namespace),
@@ -158,13 +159,14 @@ pub async fn run(client: Client, config: FleetConfig) -> anyhow::Result<()> {
                 futures::future::ready(())
             }),
     );
+    let _stop_watch = AbortOnDrop(watch.abort_handle());
 
     let seed = config.seed.unwrap_or_else(rand::random);
     info!(
         seed,
         namespace = config.namespace.as_deref().unwrap_or("(all)"),
         %address,
-        "fleet simulator started; rerun with --seed {seed} to repeat its random draws"
+        "fleet simulator started (pass the same --seed to repeat its random draws)"
     );
     let mut simulator = Simulator::new(&config, seed, metrics);
     let shutdown = tokio::signal::ctrl_c();
@@ -199,6 +201,16 @@ pub async fn run(client: Client, config: FleetConfig) -> anyhow::Result<()> {
             let applied = applied.unwrap_or(Err(ApplyError::Timeout(PATCH_TIMEOUT)));
             simulator.applied(&change, applied, now);
         }
+    }
+}
+
+/// Stops a spawned task when `run` returns, so that a caller other than the CLI is not left with
+/// a server and a watch running in the background.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -275,6 +287,8 @@ struct Remembered {
     /// Annotation values already warned about.
     warned: HashSet<(&'static str, String)>,
     crash: Option<CrashTracker>,
+    /// The last error patching its status, already warned about.
+    last_error: Option<String>,
     /// When it disappeared from the watch, if it did.
     gone_since: Option<Timestamp>,
 }
@@ -345,7 +359,7 @@ impl Simulator {
     fn tick(&mut self, pods: &[Arc<Pod>], now: Timestamp, elapsed: Duration) -> Vec<Change> {
         // A fixed order, so that a seed reproduces the same draws for the same pods.
         let mut pods: Vec<&Arc<Pod>> = pods.iter().collect();
-        pods.sort_by(|a, b| (a.namespace(), a.name_any()).cmp(&(b.namespace(), b.name_any())));
+        pods.sort_by_cached_key(|p| (p.namespace(), p.name_any()));
 
         let mut seen = HashSet::new();
         let mut members = Vec::new();
@@ -391,16 +405,12 @@ impl Simulator {
             }
 
             let rng = &mut self.rng;
-            let mut draw = |mean: Duration| {
-                let seconds = traffic::sample_exponential(rng, mean.as_secs_f64());
-                Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX)
-            };
             CrashTracker::sync(
                 &mut memory.crash,
                 &observe(pod, &behaviour),
                 &self.policy,
                 now,
-                &mut draw,
+                &mut |mean| time_to_crash(rng, mean),
             );
             if let Some(step) = memory.crash.as_ref().and_then(|c| c.due(&self.policy, now)) {
                 changes.push(Change {
@@ -454,8 +464,11 @@ impl Simulator {
     /// Records the outcome of applying `change` at `now`.
     fn applied(&mut self, change: &Change, outcome: Result<(), ApplyError>, now: Timestamp) {
         let (namespace, name) = &change.key;
+        let memory = self.pods.get_mut(&change.key);
         match outcome {
             Ok(()) => {
+                let Some(memory) = memory else { return };
+                memory.last_error = None;
                 let restarts =
                     kubelet::crashing_container_status(&change.pod).map_or(0, |s| s.restart_count);
                 match change.step {
@@ -467,24 +480,16 @@ impl Simulator {
                     ),
                     Step::Restart => info!("pod {namespace}/{name}: container restarted"),
                 }
-                let Some(tracker) = self
-                    .pods
-                    .get_mut(&change.key)
-                    .and_then(|m| m.crash.as_mut())
-                else {
+                let Some(tracker) = memory.crash.as_mut() else {
                     return;
                 };
                 let rng = &mut self.rng;
-                let mut draw = |mean: Duration| {
-                    let seconds = traffic::sample_exponential(rng, mean.as_secs_f64());
-                    Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX)
-                };
                 tracker.record(
                     change.step,
                     &self.policy,
                     now,
                     change.crash_every,
-                    &mut draw,
+                    &mut |mean| time_to_crash(rng, mean),
                 );
             }
             // The pod changed since it was read (perhaps by our own last patch, not yet seen by
@@ -495,9 +500,24 @@ impl Simulator {
             Err(ApplyError::Api(kube::Error::Api(status))) if status.code == 404 => {
                 debug!("pod {namespace}/{name}: gone before its status could be patched");
             }
-            Err(e) => warn!("pod {namespace}/{name}: cannot simulate a container change: {e}"),
+            Err(e) => {
+                // The step is retried every tick: say so once, not five times a second.
+                let message = e.to_string();
+                if let Some(memory) = memory
+                    && memory.last_error.as_ref() != Some(&message)
+                {
+                    warn!("pod {namespace}/{name}: cannot simulate a container change: {message}");
+                    memory.last_error = Some(message);
+                }
+            }
         }
     }
+}
+
+/// The time to a container's next crash: exponential with mean `mean`.
+fn time_to_crash(rng: &mut Xoshiro256PlusPlus, mean: Duration) -> Duration {
+    let seconds = traffic::sample_exponential(rng, mean.as_secs_f64());
+    Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX)
 }
 
 /// The memory of the pod at `key`, started afresh when the pod is new or was replaced.
@@ -512,6 +532,7 @@ fn remember<'a>(
         series: None,
         warned: HashSet::new(),
         crash: None,
+        last_error: None,
         gone_since: None,
     });
     if memory.uid != uid {
@@ -519,6 +540,7 @@ fn remember<'a>(
         memory.uid = uid;
         memory.warned.clear();
         memory.crash = None;
+        memory.last_error = None;
     }
     memory.gone_since = None;
     memory

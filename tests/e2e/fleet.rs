@@ -173,7 +173,6 @@ async fn prometheus_sees_the_annotated_request_rate_and_error_share() {
         .map(|s| s.sample().value())
         .collect();
 
-    eprintln!("DEBUG total={total} failing={failing} per_pod={per_pod:?}");
     // 100 requests/second over 20 s is about 2,000 requests: Poisson noise is about 2%, and
     // Prometheus' extrapolation at the window's edges adds a little more.
     assert!(

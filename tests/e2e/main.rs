@@ -3,6 +3,7 @@
 //! Run through `scripts/test.sh` (the README's test command), which starts the environment;
 //! see `support` for how a test reaches it.
 
+mod analysis;
 mod fleet;
 mod rollout;
 mod smoke;

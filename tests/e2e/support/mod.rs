@@ -283,3 +283,103 @@ pub async fn firebreak(args: &[&str]) -> String {
     );
     stdout
 }
+
+/// A `firebreak simulate-fleet` process for one namespace, registered as a scrape target of the
+/// test Prometheus; killed and unregistered on drop.
+pub struct Fleet {
+    /// Where it serves `/metrics`, `127.0.0.1:PORT`.
+    pub address: String,
+    _child: tokio::process::Child,
+    _stdout: tokio::io::BufReader<tokio::process::ChildStdout>,
+    _target: Option<ScrapeTarget>,
+}
+
+impl Fleet {
+    /// Starts the simulator on `namespace` (seed 1, a free port, `extra` flags) and reads the
+    /// address it prints first. Not registered with Prometheus: see [`Fleet::scraped_by`].
+    pub async fn start(namespace: &str, extra: &[&str]) -> Fleet {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_firebreak"))
+            .args(["simulate-fleet", "--namespace", namespace, "--listen", "127.0.0.1:0", "--seed", "1"])
+            .args(extra)
+            .env("FIREBREAK_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("starting firebreak simulate-fleet");
+        let mut stdout = tokio::io::BufReader::new(child.stdout.take().expect("piped stdout"));
+        let mut line = String::new();
+        tokio::time::timeout(Duration::from_secs(30), stdout.read_line(&mut line))
+            .await
+            .expect("the simulator printed no address within 30 s")
+            .expect("reading the simulator's stdout");
+        let address = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line from the simulator: {line:?}"))
+            .to_string();
+        Fleet { address, _child: child, _stdout: stdout, _target: None }
+    }
+
+    /// Registers the simulator as a target of the environment's Prometheus.
+    pub fn scraped_by(mut self, env: &TestEnv, id: &str) -> Fleet {
+        self._target = Some(env.scrape_target(id, &self.address, &[("fleet", id)]));
+        self
+    }
+}
+
+/// A Prometheus of a test's own (so that a test may stop it without disturbing the others),
+/// scraping `targets` every second and listening on a free loopback port.
+pub struct OwnPrometheus {
+    /// Base URL, `http://127.0.0.1:PORT`.
+    pub url: String,
+    port: u16,
+    dir: PathBuf,
+    child: Option<tokio::process::Child>,
+}
+
+impl OwnPrometheus {
+    /// Starts it and waits until it is ready.
+    pub async fn start(name: &str, targets: &[&str]) -> OwnPrometheus {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("prometheus-{name}-{port}"));
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+        let config = serde_json::json!({
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "scrape_configs": [{"job_name": "fleet", "static_configs": [{"targets": targets}]}]
+        });
+        std::fs::write(dir.join("prometheus.yml"), config.to_string()).unwrap();
+        let mut prometheus = OwnPrometheus { url: format!("http://127.0.0.1:{port}"), port, dir, child: None };
+        prometheus.restart().await;
+        prometheus
+    }
+
+    /// Stops it (SIGKILL): queries fail from now on.
+    pub async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+        }
+    }
+
+    /// Starts it again on the same port and data.
+    pub async fn restart(&mut self) {
+        let binary = std::env::var("FIREBREAK_PROMETHEUS_BIN").unwrap_or_else(|_| "prometheus".into());
+        let child = tokio::process::Command::new(binary)
+            .arg(format!("--config.file={}", self.dir.join("prometheus.yml").display()))
+            .arg(format!("--storage.tsdb.path={}", self.dir.join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{}", self.port))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("starting prometheus (set FIREBREAK_PROMETHEUS_BIN if it is not on PATH)");
+        self.child = Some(child);
+        let ready = format!("{}/-/ready", self.url);
+        eventually("the test's own Prometheus to be ready", Duration::from_secs(30), || {
+            let ready = ready.clone();
+            async move { reqwest::get(&ready).await.ok().filter(|r| r.status().is_success()).map(|_| ()) }
+        })
+        .await;
+    }
+}

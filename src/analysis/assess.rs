@@ -107,6 +107,18 @@ pub fn schedule(previous: Option<&AnalysisStatus>, spec: &Analysis, revision: &s
     }
 }
 
+/// Seconds of the window of metric `name` ending `now`: since its last folded-in window (or
+/// since analysis started), at least 1.
+pub fn window_seconds(status: &AnalysisStatus, name: &str, now: Timestamp) -> u64 {
+    let since = status
+        .metrics
+        .iter()
+        .find(|m| m.name == name)
+        .and_then(|m| m.observed_until.as_ref())
+        .or(status.last_look_at.as_ref());
+    since.map_or(1, |t| now.duration_since(t.0).as_secs().max(1) as u64)
+}
+
 /// The result of one look.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Assessment {
@@ -136,20 +148,27 @@ fn metric_kind(metric: &crate::api::Metric) -> (MetricKind, f64, Option<Ceiling>
     }
 }
 
-/// Canary exposure with no event in either arm after which a metric counts as passing: for error
-/// rates, requests; for crashes, pod-seconds (one pod-hour).
-pub const QUIET_PASS_EXPOSURE: [f64; 2] = [1000.0, 3600.0];
+/// Canary requests with no error in either arm after which an error-rate metric counts as
+/// passing.
+pub const QUIET_PASS_REQUESTS: f64 = 1000.0;
 
-/// No event in either arm is nothing to compare, but not nothing to know: zero errors over
-/// 1,000 canary requests bounds the canary's error rate below 0.3% (the rule of three, 95%), and
-/// no crash in a pod-hour is the healthy state of a crash metric. Such a metric lets the rollout
-/// advance; absolute ceilings still apply.
+/// No event in either arm is nothing to compare, but not nothing to know. Zero errors over
+/// [`QUIET_PASS_REQUESTS`] canary requests bounds the canary's error rate below 0.3% (the rule of
+/// three, 95%). No crash in either arm is the healthy state of a crash metric, which would
+/// otherwise never pass: it passes after [`judge::DEFAULT_MIN_INTERVALS`] windows in which both
+/// arms had running pods. Absolute ceilings still apply to both.
 fn quiet_enough(evidence: &Evidence) -> bool {
-    let needed = match evidence.kind() {
-        MetricKind::ErrorRate => QUIET_PASS_EXPOSURE[0],
-        MetricKind::CrashRate => QUIET_PASS_EXPOSURE[1],
-    };
-    evidence.canary_events() == 0 && evidence.baseline_events() == 0 && evidence.canary_exposure() >= needed
+    if evidence.canary_events() > 0 || evidence.baseline_events() > 0 {
+        return false;
+    }
+    match evidence.kind() {
+        MetricKind::ErrorRate => evidence.canary_exposure() >= QUIET_PASS_REQUESTS,
+        MetricKind::CrashRate => {
+            evidence.canary_exposure() > 0.0
+                && evidence.baseline_exposure() > 0.0
+                && evidence.intervals() >= judge::DEFAULT_MIN_INTERVALS
+        }
+    }
 }
 
 /// Starts the analysis of canary `revision`: empty evidence, the first window begins `now`.
@@ -163,6 +182,7 @@ pub fn start(spec: &Analysis, revision: &str, now: Timestamp) -> Result<Analysis
             name: metric.name.clone(),
             verdict: "Inconclusive".into(),
             summary: "no data yet".into(),
+            observed_until: Some(Time(now)),
             evidence,
         });
     }
@@ -196,10 +216,9 @@ pub fn assess(previous: &AnalysisStatus, spec: &Analysis, observations: &[Observ
     for (i, metric) in spec.metrics.iter().enumerate() {
         let (kind, max_ratio, ceiling) = metric_kind(metric);
         // Evidence from the previous look, unless the metric's kind or margin changed.
-        let mut evidence = previous
-            .metrics
-            .iter()
-            .find(|m| m.name == metric.name)
+        let before = previous.metrics.iter().find(|m| m.name == metric.name);
+        let observed_until = before.and_then(|m| m.observed_until.clone());
+        let mut evidence = before
             .map(|m| m.evidence.clone())
             .filter(|e| e.kind() == kind && e.max_ratio() == max_ratio)
             .or_else(|| Evidence::new(kind, max_ratio).ok());
@@ -225,6 +244,7 @@ pub fn assess(previous: &AnalysisStatus, spec: &Analysis, observations: &[Observ
                 name: metric.name.clone(),
                 verdict: "Unavailable".into(),
                 summary: why,
+                observed_until,
                 evidence: evidence.clone(),
             });
             continue;
@@ -265,7 +285,13 @@ pub fn assess(previous: &AnalysisStatus, spec: &Analysis, observations: &[Observ
                 ("Fail", e.clone())
             }
         };
-        metrics.push(MetricStatus { name: metric.name.clone(), verdict: word.into(), summary, evidence: evidence.clone() });
+        metrics.push(MetricStatus {
+            name: metric.name.clone(),
+            verdict: word.into(),
+            summary,
+            observed_until: Some(Time(now)),
+            evidence: evidence.clone(),
+        });
     }
     status.metrics = metrics;
     if adverse {

@@ -460,7 +460,7 @@ pub struct TimelineEntry {
 pub struct AnalysisStatus {
     /// pod-template-hash of the canary this evidence is about.
     pub revision: String,
-    /// When the judge last looked (the next window starts here).
+    /// When the judge last looked (or tried to).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_look_at: Option<Time>,
     /// Looks so far.
@@ -498,6 +498,10 @@ pub struct MetricStatus {
     pub name: String,
     /// `Pass`, `Fail`, `Inconclusive`, `CeilingBreached` or `Unavailable`.
     pub verdict: String,
+    /// End of the last window whose counts were folded in; the next window starts here, so a
+    /// look that fails loses no data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_until: Option<Time>,
     /// The verdict as a sentence with the numbers.
     pub summary: String,
     /// The judge's accumulated evidence (exact; see `analysis::judge::Evidence`).

@@ -53,7 +53,7 @@ pub async fn observe(client: &Client, rollout: &Rollout, spec: &ValidSpec, now: 
     let previous = status.analysis.as_ref();
     let every = assess::interval(analysis);
 
-    let window = match assess::schedule(previous, analysis, &canary, now) {
+    match assess::schedule(previous, analysis, &canary, now) {
         Schedule::Start => {
             return Some(match assess::start(analysis, &canary, now) {
                 Ok(status) => AnalysisInput {
@@ -72,17 +72,12 @@ pub async fn observe(client: &Client, rollout: &Rollout, spec: &ValidSpec, now: 
             let previous = previous?.clone();
             return Some(AnalysisInput { gate: gate_of(&previous), status: previous, next_look: wait });
         }
-        Schedule::Look(seconds) => seconds,
-    };
+        Schedule::Look(_) => {}
+    }
     let previous = previous?;
 
     let name = rollout.name_any();
     let namespace = rollout.namespace().unwrap_or_default();
-    let interval = format!("{window}s");
-    let arms = Arms {
-        canary: Variables { revision: &canary, arm: "canary", namespace: &namespace, rollout: &name, interval: &interval },
-        baseline: Variables { revision: &baseline, arm: "baseline", namespace: &namespace, rollout: &name, interval: &interval },
-    };
     let needs_pods = analysis.metrics.iter().any(|m| m.crash_rate.is_some());
     let pods = if needs_pods {
         Some(pod_samples(client, &namespace, &name, &canary, &baseline).await)
@@ -91,6 +86,12 @@ pub async fn observe(client: &Client, rollout: &Rollout, spec: &ValidSpec, now: 
     };
     let mut observations = Vec::with_capacity(analysis.metrics.len());
     for metric in &analysis.metrics {
+        let window = assess::window_seconds(previous, &metric.name, now);
+        let interval = format!("{window}s");
+        let arms = Arms {
+            canary: Variables { revision: &canary, arm: "canary", namespace: &namespace, rollout: &name, interval: &interval },
+            baseline: Variables { revision: &baseline, arm: "baseline", namespace: &namespace, rollout: &name, interval: &interval },
+        };
         let observation = if let Some(error_rate) = &metric.error_rate {
             match error_counts(&error_rate.prometheus, &arms, now.as_second()).await {
                 Ok(counts) => Observation::Errors(counts),

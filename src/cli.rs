@@ -28,7 +28,17 @@ enum Command {
         namespace: Option<String>,
     },
     /// Show a rollout's state at a glance.
-    Status(Target),
+    Status {
+        #[command(flatten)]
+        target: Target,
+        /// Print a line at every change until the rollout settles (Healthy, RolledBack or
+        /// Degraded), then the full status.
+        #[arg(long, short)]
+        watch: bool,
+        /// With --watch: give up after this many seconds (exit code 1).
+        #[arg(long, default_value_t = 1800)]
+        timeout: u64,
+    },
     /// Finish the current step (a pause) now; with --full, skip all remaining steps.
     Promote {
         #[command(flatten)]
@@ -106,8 +116,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Controller { namespace } => {
             crate::controller::run(client().await?, namespace).await
         }
-        Command::Status(target) => {
+        Command::Status {
+            target,
+            watch,
+            timeout,
+        } => {
             let (api, name) = rollout_api(&target).await?;
+            if watch {
+                watch_status(&api, &name, std::time::Duration::from_secs(timeout)).await?;
+            }
             let rollout = api.get(&name).await?;
             print!("{}", crate::status::render(&rollout));
             Ok(())
@@ -166,4 +183,34 @@ async fn request(target: &Target, verb: &str) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot request {verb} on rollout {name}: {e}"))?;
     println!("rollout {name}: {verb} requested");
     Ok(())
+}
+
+/// Prints a line whenever the rollout's state changes, until it settles or `timeout` passes.
+async fn watch_status(
+    api: &Api<Rollout>,
+    name: &str,
+    timeout: std::time::Duration,
+) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last = String::new();
+    loop {
+        let rollout = api.get(name).await?;
+        let now = k8s_openapi::jiff::Timestamp::now();
+        let line = crate::status::line(&rollout, now);
+        // Compare without the clock so only real changes print.
+        if line[8..] != last {
+            println!("{line}");
+            last = line[8..].to_string();
+        }
+        if crate::status::settled(&rollout) {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            anyhow::bail!(
+                "rollout {name} did not settle within {}s",
+                timeout.as_secs()
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
 }

@@ -64,6 +64,26 @@ pub fn render(rollout: &Rollout) -> String {
         "Replicas  {} desired, {} current, {} ready, {} available",
         rollout.spec.replicas, status.replicas, status.ready_replicas, status.available_replicas
     );
+    if let Some(analysis) = &status.analysis {
+        let _ = writeln!(
+            out,
+            "Analysis  {} after {} looks{}",
+            analysis.outcome.as_deref().unwrap_or("-"),
+            analysis.looks,
+            if analysis.revision == status.canary_revision.clone().unwrap_or_default() {
+                ""
+            } else {
+                " (last canary)"
+            }
+        );
+        for metric in &analysis.metrics {
+            let _ = writeln!(
+                out,
+                "  {:<14} {:<13} {}",
+                metric.name, metric.verdict, metric.summary
+            );
+        }
+    }
     if !status.timeline.is_empty() {
         out.push_str("Timeline\n");
         let skip = status.timeline.len().saturating_sub(TIMELINE_SHOWN);
@@ -78,4 +98,56 @@ pub fn render(rollout: &Rollout) -> String {
         }
     }
     out
+}
+
+/// One line for `firebreak status --watch`: time, phase, step and weight, each metric's verdict
+/// with its numbers, and the message.
+pub fn line(rollout: &Rollout, now: k8s_openapi::jiff::Timestamp) -> String {
+    let status = rollout.status.clone().unwrap_or_default();
+    let steps = rollout.spec.strategy.canary.steps.len();
+    let mut out = format!(
+        "{}  {:<11}",
+        now.strftime("%H:%M:%S"),
+        status
+            .phase
+            .map_or_else(|| "Pending".to_string(), |p| p.to_string())
+    );
+    match status.current_step_index {
+        Some(step) => {
+            let _ = write!(
+                out,
+                " step {}/{steps} weight {:>3}%",
+                (step as usize + 1).min(steps),
+                status.canary_weight
+            );
+        }
+        None => out.push_str("                     "),
+    }
+    if let Some(analysis) = status
+        .analysis
+        .as_ref()
+        .filter(|a| Some(&a.revision) == status.canary_revision.as_ref())
+    {
+        for metric in &analysis.metrics {
+            let _ = write!(out, " | {} {}", metric.name, metric.verdict);
+        }
+    }
+    if let Some(message) = &status.message {
+        let _ = write!(out, " | {message}");
+    }
+    out
+}
+
+/// Whether `rollout` has settled: its status describes the current spec and it is Healthy (no
+/// canary), RolledBack or Degraded.
+pub fn settled(rollout: &Rollout) -> bool {
+    let Some(status) = &rollout.status else {
+        return false;
+    };
+    status.observed_generation == rollout.metadata.generation
+        && match status.phase {
+            Some(crate::api::Phase::Healthy) => status.canary_revision.is_none(),
+            Some(crate::api::Phase::RolledBack | crate::api::Phase::Degraded) => true,
+            _ => false,
+        }
 }

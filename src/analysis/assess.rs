@@ -9,7 +9,9 @@ use k8s_openapi::jiff::Timestamp;
 use crate::api::{Analysis, AnalysisStatus, MetricStatus};
 
 use super::crashes::CrashWindow;
-use super::judge::{self, Ceiling, Counts, Evidence, InconclusiveReason, MetricKind, Policy, Verdict};
+use super::judge::{
+    self, Ceiling, Counts, Evidence, InconclusiveReason, MetricKind, Policy, Verdict,
+};
 
 /// Default `analysis.interval`.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
@@ -79,12 +81,21 @@ pub enum Schedule {
 
 /// The analysis interval of `spec` (validated by the controller; falls back to the default).
 pub fn interval(spec: &Analysis) -> Duration {
-    spec.interval.as_ref().and_then(|d| d.to_duration().ok()).unwrap_or(DEFAULT_INTERVAL).max(Duration::from_secs(1))
+    spec.interval
+        .as_ref()
+        .and_then(|d| d.to_duration().ok())
+        .unwrap_or(DEFAULT_INTERVAL)
+        .max(Duration::from_secs(1))
 }
 
 /// Decides whether to look now at the canary `revision`. After failed looks the next try comes
 /// sooner than the interval: 2 s, 4 s, 8 s … (never later than the interval).
-pub fn schedule(previous: Option<&AnalysisStatus>, spec: &Analysis, revision: &str, now: Timestamp) -> Schedule {
+pub fn schedule(
+    previous: Option<&AnalysisStatus>,
+    spec: &Analysis,
+    revision: &str,
+    now: Timestamp,
+) -> Schedule {
     let Some(previous) = previous.filter(|p| p.revision == revision) else {
         return Schedule::Start;
     };
@@ -93,7 +104,8 @@ pub fn schedule(previous: Option<&AnalysisStatus>, spec: &Analysis, revision: &s
     };
     let every = interval(spec);
     let wait = if previous.consecutive_failures > 0 {
-        let backoff = RETRY_BASE.saturating_mul(1u32 << previous.consecutive_failures.min(16).saturating_sub(1));
+        let backoff = RETRY_BASE
+            .saturating_mul(1u32 << previous.consecutive_failures.min(16).saturating_sub(1));
         backoff.min(every)
     } else {
         every
@@ -133,16 +145,23 @@ fn metric_kind(metric: &crate::api::Metric) -> (MetricKind, f64, Option<Ceiling>
         (Some(e), _) => (
             MetricKind::ErrorRate,
             e.max_ratio.unwrap_or(DEFAULT_ERROR_MAX_RATIO),
-            e.max_rate.filter(|r| *r > 0.0 && *r < 1.0).map(|max_rate| Ceiling::ErrorRate { max_rate }),
+            e.max_rate
+                .filter(|r| *r > 0.0 && *r < 1.0)
+                .map(|max_rate| Ceiling::ErrorRate { max_rate }),
         ),
         (None, crash) => {
             let crash = crash.clone();
             (
                 MetricKind::CrashRate,
-                crash.as_ref().and_then(|c| c.max_ratio).unwrap_or(DEFAULT_CRASH_MAX_RATIO),
+                crash
+                    .as_ref()
+                    .and_then(|c| c.max_ratio)
+                    .unwrap_or(DEFAULT_CRASH_MAX_RATIO),
                 crash
                     .and_then(|c| c.max_restarts_per_pod)
-                    .map(|n| Ceiling::RestartsPerPod { max_restarts: n.max(0) as u32 }),
+                    .map(|n| Ceiling::RestartsPerPod {
+                        max_restarts: n.max(0) as u32,
+                    }),
             )
         }
     }
@@ -201,12 +220,18 @@ pub fn start(spec: &Analysis, revision: &str, now: Timestamp) -> Result<Analysis
 ///
 /// `observations` must have one entry per metric of `spec`, in order. A failed observation keeps
 /// the metric's evidence as it was and makes the look `Unavailable` unless another metric fails.
-pub fn assess(previous: &AnalysisStatus, spec: &Analysis, observations: &[Observation], now: Timestamp) -> Assessment {
+pub fn assess(
+    previous: &AnalysisStatus,
+    spec: &Analysis,
+    observations: &[Observation],
+    now: Timestamp,
+) -> Assessment {
     let mut status = previous.clone();
     status.last_look_at = Some(Time(now));
     status.looks += 1;
     let confidence = spec.confidence.unwrap_or(DEFAULT_CONFIDENCE);
-    let alpha = judge::metric_alpha(confidence, spec.metrics.len().max(1)).unwrap_or(0.01 / spec.metrics.len().max(1) as f64);
+    let alpha = judge::metric_alpha(confidence, spec.metrics.len().max(1))
+        .unwrap_or(0.01 / spec.metrics.len().max(1) as f64);
 
     let mut fails = Vec::new();
     let mut holds = Vec::new();
@@ -223,16 +248,26 @@ pub fn assess(previous: &AnalysisStatus, spec: &Analysis, observations: &[Observ
             .filter(|e| e.kind() == kind && e.max_ratio() == max_ratio)
             .or_else(|| Evidence::new(kind, max_ratio).ok());
         let Some(evidence) = evidence.as_mut() else {
-            fails.push(format!("metric {}: maxRatio {max_ratio} is not a positive number", metric.name));
+            fails.push(format!(
+                "metric {}: maxRatio {max_ratio} is not a positive number",
+                metric.name
+            ));
             continue;
         };
         let observed = match observations.get(i) {
-            Some(Observation::Errors(counts)) => evidence.observe(counts).map_err(|e| e.to_string()),
+            Some(Observation::Errors(counts)) => {
+                evidence.observe(counts).map_err(|e| e.to_string())
+            }
             Some(Observation::Crashes(window)) => {
                 status.pod_restarts = window.pod_restarts.clone();
                 evidence
                     .observe(&window.counts)
-                    .and_then(|()| evidence.record_restarts(window.canary_max_restarts, window.baseline_max_restarts))
+                    .and_then(|()| {
+                        evidence.record_restarts(
+                            window.canary_max_restarts,
+                            window.baseline_max_restarts,
+                        )
+                    })
                     .map_err(|e| e.to_string())
             }
             Some(Observation::Unavailable(why)) => Err(why.clone()),
@@ -251,7 +286,9 @@ pub fn assess(previous: &AnalysisStatus, spec: &Analysis, observations: &[Observ
         }
         adverse |= evidence.adverse_since_interval().is_some();
         let policy = Policy::new(alpha, ceiling);
-        let verdict = policy.map_err(|e| e.to_string()).and_then(|p| judge::judge(evidence, &p).map_err(|e| e.to_string()));
+        let verdict = policy
+            .map_err(|e| e.to_string())
+            .and_then(|p| judge::judge(evidence, &p).map_err(|e| e.to_string()));
         let (word, summary) = match &verdict {
             Ok(v) => {
                 let summary = v.summary(evidence);
@@ -272,7 +309,10 @@ pub fn assess(previous: &AnalysisStatus, spec: &Analysis, observations: &[Observ
                         fails.push(format!("metric {}: {summary}", metric.name));
                         "CeilingBreached"
                     }
-                    Verdict::Inconclusive { reason: InconclusiveReason::NoEvents, .. } if quiet_enough(evidence) => "Pass",
+                    Verdict::Inconclusive {
+                        reason: InconclusiveReason::NoEvents,
+                        ..
+                    } if quiet_enough(evidence) => "Pass",
                     Verdict::Inconclusive { .. } => {
                         holds.push(format!("metric {}: {summary}", metric.name));
                         "Inconclusive"
@@ -309,7 +349,11 @@ pub fn assess(previous: &AnalysisStatus, spec: &Analysis, observations: &[Observ
     } else {
         Gate::Pass
     };
-    status.consecutive_failures = if matches!(gate, Gate::Unavailable(_)) { previous.consecutive_failures + 1 } else { 0 };
+    status.consecutive_failures = if matches!(gate, Gate::Unavailable(_)) {
+        previous.consecutive_failures + 1
+    } else {
+        0
+    };
     status.outcome = Some(gate.outcome().into());
     status.message = Some(gate.message().to_string());
     Assessment { status, gate }
@@ -328,7 +372,11 @@ mod tests {
             metrics: vec![Metric {
                 name: "http-errors".into(),
                 error_rate: Some(ErrorRate {
-                    prometheus: PrometheusQueries { address: "http://p:9090".into(), errors: "e".into(), total: "t".into() },
+                    prometheus: PrometheusQueries {
+                        address: "http://p:9090".into(),
+                        errors: "e".into(),
+                        total: "t".into(),
+                    },
                     max_ratio: Some(1.5),
                     max_rate: None,
                 }),
@@ -342,7 +390,12 @@ mod tests {
     }
 
     fn errors(canary: u64, baseline: u64, requests: f64) -> Observation {
-        Observation::Errors(Counts { canary_events: canary, baseline_events: baseline, canary_exposure: requests, baseline_exposure: requests * 9.0 })
+        Observation::Errors(Counts {
+            canary_events: canary,
+            baseline_events: baseline,
+            canary_exposure: requests,
+            baseline_exposure: requests * 9.0,
+        })
     }
 
     #[test]
@@ -350,11 +403,24 @@ mod tests {
         let spec = spec();
         assert_eq!(schedule(None, &spec, "abc", t(0)), Schedule::Start);
         let mut status = start(&spec, "abc", t(0)).unwrap();
-        assert_eq!(schedule(Some(&status), &spec, "abc", t(10)), Schedule::Wait(Duration::from_secs(20)));
-        assert_eq!(schedule(Some(&status), &spec, "abc", t(31)), Schedule::Look(31));
-        assert_eq!(schedule(Some(&status), &spec, "other", t(31)), Schedule::Start, "a new canary starts afresh");
+        assert_eq!(
+            schedule(Some(&status), &spec, "abc", t(10)),
+            Schedule::Wait(Duration::from_secs(20))
+        );
+        assert_eq!(
+            schedule(Some(&status), &spec, "abc", t(31)),
+            Schedule::Look(31)
+        );
+        assert_eq!(
+            schedule(Some(&status), &spec, "other", t(31)),
+            Schedule::Start,
+            "a new canary starts afresh"
+        );
         status.consecutive_failures = 3;
-        assert_eq!(schedule(Some(&status), &spec, "abc", t(5)), Schedule::Wait(Duration::from_secs(3)));
+        assert_eq!(
+            schedule(Some(&status), &spec, "abc", t(5)),
+            Schedule::Wait(Duration::from_secs(3))
+        );
     }
 
     #[test]
@@ -372,8 +438,13 @@ mod tests {
                 break;
             }
         }
-        let Gate::Fail(why) = gate.clone() else { panic!("a 5x canary was not failed: {gate:?}") };
-        assert!(why.contains("http-errors") && why.contains("canary"), "{why}");
+        let Gate::Fail(why) = gate.clone() else {
+            panic!("a 5x canary was not failed: {gate:?}")
+        };
+        assert!(
+            why.contains("http-errors") && why.contains("canary"),
+            "{why}"
+        );
         assert!(bad.adverse_since.is_some());
 
         for i in 1..=60 {
@@ -389,8 +460,16 @@ mod tests {
         let spec = spec();
         let status = start(&spec, "abc", t(0)).unwrap();
         let a = assess(&status, &spec, &[errors(1, 9, 100.0)], t(30));
-        let b = assess(&a.status, &spec, &[Observation::Unavailable("Prometheus down".into())], t(60));
-        assert_eq!(b.gate, Gate::Unavailable("metric http-errors: Prometheus down".into()));
+        let b = assess(
+            &a.status,
+            &spec,
+            &[Observation::Unavailable("Prometheus down".into())],
+            t(60),
+        );
+        assert_eq!(
+            b.gate,
+            Gate::Unavailable("metric http-errors: Prometheus down".into())
+        );
         assert_eq!(b.status.consecutive_failures, 1);
         assert_eq!(b.status.metrics[0].evidence, a.status.metrics[0].evidence);
     }

@@ -52,12 +52,20 @@ pub struct CrashWindow {
 /// Counts one window of `window_seconds` from `pods`, given the per-pod restart counts
 /// `previous` carried from the last window. Canary pods are new, so all their restarts count;
 /// baseline pods count restarts from when analysis first saw them.
-pub fn crash_window(pods: &[PodSample], previous: &BTreeMap<String, [i32; 2]>, window_seconds: f64) -> CrashWindow {
+pub fn crash_window(
+    pods: &[PodSample],
+    previous: &BTreeMap<String, [i32; 2]>,
+    window_seconds: f64,
+) -> CrashWindow {
     let mut counts = Counts::default();
     let mut canary_max = 0u32;
     let mut baseline_max = 0u32;
     let mut pod_restarts = BTreeMap::new();
-    let window = if window_seconds.is_finite() { window_seconds.max(0.0) } else { 0.0 };
+    let window = if window_seconds.is_finite() {
+        window_seconds.max(0.0)
+    } else {
+        0.0
+    };
     for pod in pods {
         let restarts = pod.restarts.max(0);
         let [first, last] = previous.get(&pod.name).copied().unwrap_or(match pod.side {
@@ -80,7 +88,12 @@ pub fn crash_window(pods: &[PodSample], previous: &BTreeMap<String, [i32; 2]>, w
         }
         pod_restarts.insert(pod.name.clone(), [first, restarts]);
     }
-    CrashWindow { counts, canary_max_restarts: canary_max, baseline_max_restarts: baseline_max, pod_restarts }
+    CrashWindow {
+        counts,
+        canary_max_restarts: canary_max,
+        baseline_max_restarts: baseline_max,
+        pod_restarts,
+    }
 }
 
 #[cfg(test)]
@@ -88,20 +101,36 @@ mod tests {
     use super::*;
 
     fn pod(name: &str, side: Side, restarts: i32, crash_looping: bool) -> PodSample {
-        PodSample { name: name.into(), side, restarts, crash_looping }
+        PodSample {
+            name: name.into(),
+            side,
+            restarts,
+            crash_looping,
+        }
     }
 
     #[test]
     fn a_pod_counts_at_most_once_per_window() {
-        let pods = [pod("c1", Side::Canary, 7, true), pod("c2", Side::Canary, 0, false), pod("b1", Side::Baseline, 3, false)];
+        let pods = [
+            pod("c1", Side::Canary, 7, true),
+            pod("c2", Side::Canary, 0, false),
+            pod("b1", Side::Baseline, 3, false),
+        ];
         let w = crash_window(&pods, &BTreeMap::new(), 30.0);
-        assert_eq!(w.counts.canary_events, 1, "seven restarts of one pod are one crashing pod");
+        assert_eq!(
+            w.counts.canary_events, 1,
+            "seven restarts of one pod are one crashing pod"
+        );
         assert_eq!(w.counts.canary_exposure, 60.0);
         assert_eq!(w.canary_max_restarts, 7);
         // Baseline restarts from before analysis started do not count.
         assert_eq!((w.counts.baseline_events, w.baseline_max_restarts), (0, 0));
 
-        let pods = [pod("c1", Side::Canary, 7, false), pod("c2", Side::Canary, 1, false), pod("b1", Side::Baseline, 4, false)];
+        let pods = [
+            pod("c1", Side::Canary, 7, false),
+            pod("c2", Side::Canary, 1, false),
+            pod("b1", Side::Baseline, 4, false),
+        ];
         let w = crash_window(&pods, &w.pod_restarts, 30.0);
         assert_eq!((w.counts.canary_events, w.counts.baseline_events), (1, 1));
         assert_eq!((w.canary_max_restarts, w.baseline_max_restarts), (7, 1));

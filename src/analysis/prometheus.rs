@@ -17,7 +17,9 @@ pub const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ProviderError {
     /// The address is not a usable URL.
-    #[error("spec.analysis.metrics[].errorRate.prometheus.address {address:?} is not a URL: {message}")]
+    #[error(
+        "spec.analysis.metrics[].errorRate.prometheus.address {address:?} is not a URL: {message}"
+    )]
     InvalidAddress {
         /// The configured address.
         address: String,
@@ -82,16 +84,25 @@ pub struct Arms<'a> {
 
 /// Evaluates the four queries (errors and total, for each arm) at `at` (Unix seconds) and returns
 /// the window's counts: errors rounded to whole requests and never above the total.
-pub async fn error_counts(queries: &PrometheusQueries, arms: &Arms<'_>, at: i64) -> Result<Counts, ProviderError> {
+pub async fn error_counts(
+    queries: &PrometheusQueries,
+    arms: &Arms<'_>,
+    at: i64,
+) -> Result<Counts, ProviderError> {
     let address = queries.address.trim_end_matches('/');
-    let http = reqwest::Client::builder().timeout(QUERY_TIMEOUT).build().map_err(|e| ProviderError::Query {
-        address: address.to_string(),
-        query: String::new(),
-        message: e.to_string(),
-    })?;
-    let client = prometheus_http_query::Client::from(http, address).map_err(|e| ProviderError::InvalidAddress {
-        address: address.to_string(),
-        message: e.to_string(),
+    let http = reqwest::Client::builder()
+        .timeout(QUERY_TIMEOUT)
+        .build()
+        .map_err(|e| ProviderError::Query {
+            address: address.to_string(),
+            query: String::new(),
+            message: e.to_string(),
+        })?;
+    let client = prometheus_http_query::Client::from(http, address).map_err(|e| {
+        ProviderError::InvalidAddress {
+            address: address.to_string(),
+            message: e.to_string(),
+        }
     })?;
     let one = |template: &str, vars: &Variables<'_>| {
         let query = render(template, vars);
@@ -114,17 +125,32 @@ pub async fn error_counts(queries: &PrometheusQueries, arms: &Arms<'_>, at: i64)
     })
 }
 
-async fn scalar(client: &prometheus_http_query::Client, address: &str, query: String, at: i64) -> Result<f64, ProviderError> {
-    let response = client.query(&query).at(at).get().await.map_err(|e| ProviderError::Query {
-        address: address.to_string(),
-        query: query.clone(),
-        message: e.to_string(),
-    })?;
+async fn scalar(
+    client: &prometheus_http_query::Client,
+    address: &str,
+    query: String,
+    at: i64,
+) -> Result<f64, ProviderError> {
+    let response = client
+        .query(&query)
+        .at(at)
+        .get()
+        .await
+        .map_err(|e| ProviderError::Query {
+            address: address.to_string(),
+            query: query.clone(),
+            message: e.to_string(),
+        })?;
     let value = if let Some(vector) = response.data().as_vector() {
         match vector.as_slice() {
             [] => return Err(ProviderError::NoData { query }),
             [one] => one.sample().value(),
-            many => return Err(ProviderError::NotAggregated { query, series: many.len() }),
+            many => {
+                return Err(ProviderError::NotAggregated {
+                    query,
+                    series: many.len(),
+                });
+            }
         }
     } else if let Some(scalar) = response.data().as_scalar() {
         scalar.value()

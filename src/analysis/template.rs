@@ -48,7 +48,9 @@ pub fn render(template: &str, vars: &Variables<'_>) -> String {
         ("{{interval}}", vars.interval),
     ]
     .iter()
-    .fold(template.to_string(), |query, (name, value)| query.replace(name, &escape(value)))
+    .fold(template.to_string(), |query, (name, value)| {
+        query.replace(name, &escape(value))
+    })
 }
 
 #[cfg(test)]
@@ -56,7 +58,13 @@ mod tests {
     use super::*;
 
     fn vars<'a>(namespace: &'a str) -> Variables<'a> {
-        Variables { revision: "abc123", arm: "canary", namespace, rollout: "web", interval: "30s" }
+        Variables {
+            revision: "abc123",
+            arm: "canary",
+            namespace,
+            rollout: "web",
+            interval: "30s",
+        }
     }
 
     #[test]
@@ -65,12 +73,18 @@ mod tests {
             r#"sum(increase(x{namespace="{{namespace}}",rollout="{{rollout}}",h="{{revision}}",arm="{{arm}}"}[{{interval}}]))"#,
             &vars("shop"),
         );
-        assert_eq!(q, r#"sum(increase(x{namespace="shop",rollout="web",h="abc123",arm="canary"}[30s]))"#);
+        assert_eq!(
+            q,
+            r#"sum(increase(x{namespace="shop",rollout="web",h="abc123",arm="canary"}[30s]))"#
+        );
     }
 
     #[test]
     fn a_value_cannot_break_out_of_its_string() {
-        let q = render(r#"x{namespace="{{namespace}}"}"#, &vars(r#"a"} or vector(1) or x{a=""#));
+        let q = render(
+            r#"x{namespace="{{namespace}}"}"#,
+            &vars(r#"a"} or vector(1) or x{a=""#),
+        );
         assert_eq!(q, r#"x{namespace="a\"} or vector(1) or x{a=\""}"#);
         assert_eq!(escape("a\\b\n'"), "a\\\\b\\n\\'");
     }

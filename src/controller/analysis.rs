@@ -41,7 +41,12 @@ fn gate_of(status: &AnalysisStatus) -> Gate {
 
 /// Looks at the canary if analysis is configured, a canary of the spec's template is running with
 /// a non-zero weight, and a look is due. `None` when there is nothing to analyse.
-pub async fn observe(client: &Client, rollout: &Rollout, spec: &ValidSpec, now: Timestamp) -> Option<AnalysisInput> {
+pub async fn observe(
+    client: &Client,
+    rollout: &Rollout,
+    spec: &ValidSpec,
+    now: Timestamp,
+) -> Option<AnalysisInput> {
     let analysis = rollout.spec.analysis.as_ref()?;
     let status = rollout.status.as_ref()?;
     let canary = template_hash(&spec.template);
@@ -49,7 +54,11 @@ pub async fn observe(client: &Client, rollout: &Rollout, spec: &ValidSpec, now: 
         return None;
     }
     let stable = status.stable_revision.clone()?;
-    let baseline = if spec.baseline { baseline_hash(&stable) } else { stable };
+    let baseline = if spec.baseline {
+        baseline_hash(&stable)
+    } else {
+        stable
+    };
     let previous = status.analysis.as_ref();
     let every = assess::interval(analysis);
 
@@ -62,7 +71,10 @@ pub async fn observe(client: &Client, rollout: &Rollout, spec: &ValidSpec, now: 
                     next_look: every,
                 },
                 Err(why) => AnalysisInput {
-                    status: AnalysisStatus { revision: canary, ..AnalysisStatus::default() },
+                    status: AnalysisStatus {
+                        revision: canary,
+                        ..AnalysisStatus::default()
+                    },
                     gate: Gate::Unavailable(why),
                     next_look: every,
                 },
@@ -70,7 +82,11 @@ pub async fn observe(client: &Client, rollout: &Rollout, spec: &ValidSpec, now: 
         }
         Schedule::Wait(wait) => {
             let previous = previous?.clone();
-            return Some(AnalysisInput { gate: gate_of(&previous), status: previous, next_look: wait });
+            return Some(AnalysisInput {
+                gate: gate_of(&previous),
+                status: previous,
+                next_look: wait,
+            });
         }
         Schedule::Look(_) => {}
     }
@@ -89,8 +105,20 @@ pub async fn observe(client: &Client, rollout: &Rollout, spec: &ValidSpec, now: 
         let window = assess::window_seconds(previous, &metric.name, now);
         let interval = format!("{window}s");
         let arms = Arms {
-            canary: Variables { revision: &canary, arm: "canary", namespace: &namespace, rollout: &name, interval: &interval },
-            baseline: Variables { revision: &baseline, arm: "baseline", namespace: &namespace, rollout: &name, interval: &interval },
+            canary: Variables {
+                revision: &canary,
+                arm: "canary",
+                namespace: &namespace,
+                rollout: &name,
+                interval: &interval,
+            },
+            baseline: Variables {
+                revision: &baseline,
+                arm: "baseline",
+                namespace: &namespace,
+                rollout: &name,
+                interval: &interval,
+            },
         };
         let observation = if let Some(error_rate) = &metric.error_rate {
             match error_counts(&error_rate.prometheus, &arms, now.as_second()).await {
@@ -99,7 +127,11 @@ pub async fn observe(client: &Client, rollout: &Rollout, spec: &ValidSpec, now: 
             }
         } else {
             match &pods {
-                Some(Ok(samples)) => Observation::Crashes(crash_window(samples, &previous.pod_restarts, window as f64)),
+                Some(Ok(samples)) => Observation::Crashes(crash_window(
+                    samples,
+                    &previous.pod_restarts,
+                    window as f64,
+                )),
                 Some(Err(e)) => Observation::Unavailable(format!("listing pods: {e}")),
                 None => Observation::Unavailable("no pods listed".into()),
             }
@@ -111,7 +143,11 @@ pub async fn observe(client: &Client, rollout: &Rollout, spec: &ValidSpec, now: 
         Schedule::Wait(wait) => wait,
         _ => every,
     };
-    Some(AnalysisInput { status: assessment.status, gate: assessment.gate, next_look })
+    Some(AnalysisInput {
+        status: assessment.status,
+        gate: assessment.gate,
+        next_look,
+    })
 }
 
 async fn pod_samples(
@@ -122,7 +158,9 @@ async fn pod_samples(
     baseline: &str,
 ) -> Result<Vec<PodSample>, kube::Error> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let list = pods.list(&ListParams::default().labels(&format!("{ROLLOUT_LABEL}={rollout}"))).await?;
+    let list = pods
+        .list(&ListParams::default().labels(&format!("{ROLLOUT_LABEL}={rollout}")))
+        .await?;
     Ok(list
         .items
         .iter()
@@ -137,12 +175,26 @@ async fn pod_samples(
             } else {
                 return None;
             };
-            let statuses = p.status.as_ref()?.container_statuses.clone().unwrap_or_default();
+            let statuses = p
+                .status
+                .as_ref()?
+                .container_statuses
+                .clone()
+                .unwrap_or_default();
             let restarts = statuses.iter().map(|c| c.restart_count).sum();
             let crash_looping = statuses.iter().any(|c| {
-                c.state.as_ref().and_then(|s| s.waiting.as_ref()).and_then(|w| w.reason.as_deref()) == Some("CrashLoopBackOff")
+                c.state
+                    .as_ref()
+                    .and_then(|s| s.waiting.as_ref())
+                    .and_then(|w| w.reason.as_deref())
+                    == Some("CrashLoopBackOff")
             });
-            Some(PodSample { name: p.name_any(), side, restarts, crash_looping })
+            Some(PodSample {
+                name: p.name_any(),
+                side,
+                restarts,
+                crash_looping,
+            })
         })
         .collect())
 }

@@ -19,12 +19,12 @@ use crate::api::{
 
 use super::analysis::AnalysisInput;
 use super::conditions;
-use crate::analysis::assess::Gate;
-use crate::api::OnInconclusive;
 use super::revisions::{
     Arm, DesiredReplicaSet, Revision, baseline_hash, replica_set_name, template_hash,
 };
 use super::validate::{StepKind, ValidSpec};
+use crate::analysis::assess::Gate;
+use crate::api::OnInconclusive;
 
 /// Default `spec.progressDeadlineSeconds`.
 pub const DEFAULT_PROGRESS_DEADLINE: Duration = Duration::from_secs(600);
@@ -433,20 +433,40 @@ impl<'a> Decider<'a> {
             return self.abort("aborted by user (`firebreak abort`)", "Aborted");
         }
         if let Some(input) = self.analysis.filter(|a| a.status.revision == target) {
-            let before = self.status.analysis.as_ref().and_then(|a| a.outcome.clone());
-            let held_since = self.status.analysis.as_ref().and_then(|a| a.held_since.clone());
+            let before = self
+                .status
+                .analysis
+                .as_ref()
+                .and_then(|a| a.outcome.clone());
+            let held_since = self
+                .status
+                .analysis
+                .as_ref()
+                .and_then(|a| a.held_since.clone());
             self.status.analysis = Some(input.status.clone());
             if let Some(a) = self.status.analysis.as_mut() {
                 a.held_since = held_since;
             }
             self.requeue_in(input.next_look);
             match &input.gate {
-                Gate::Fail(why) => return self.abort(&format!("analysis failed: {why}"), "AnalysisFailed"),
+                Gate::Fail(why) => {
+                    return self.abort(&format!("analysis failed: {why}"), "AnalysisFailed");
+                }
                 Gate::Unavailable(why) if before.as_deref() != Some("Unavailable") => {
-                    self.record("AnalysisUnavailable", format!("analysis has no data, holding: {why}"), Some(target), true);
+                    self.record(
+                        "AnalysisUnavailable",
+                        format!("analysis has no data, holding: {why}"),
+                        Some(target),
+                        true,
+                    );
                 }
                 Gate::Pass | Gate::Inconclusive(_) if before.as_deref() == Some("Unavailable") => {
-                    self.record("AnalysisRecovered", "analysis has data again".into(), Some(target), false);
+                    self.record(
+                        "AnalysisRecovered",
+                        "analysis has data again".into(),
+                        Some(target),
+                        false,
+                    );
                 }
                 _ => {}
             }
@@ -621,7 +641,10 @@ impl<'a> Decider<'a> {
             return true;
         }
         let canary = self.status.canary_revision.clone();
-        let gate = match self.analysis.filter(|a| Some(&a.status.revision) == canary.as_ref()) {
+        let gate = match self
+            .analysis
+            .filter(|a| Some(&a.status.revision) == canary.as_ref())
+        {
             Some(input) => input.gate.clone(),
             None => Gate::Inconclusive("analysis has not looked at the canary yet".into()),
         };
@@ -636,12 +659,26 @@ impl<'a> Decider<'a> {
             None => step_started,
         };
         let held = now.duration_since(since);
-        let deadline = SignedDuration::try_from(self.spec.progress_deadline).unwrap_or(SignedDuration::MAX);
-        let on_inconclusive = self.rollout.spec.analysis.as_ref().map(|a| a.on_inconclusive).unwrap_or_default();
-        let why = format!("analysis {}: {}", gate.outcome().to_lowercase(), gate.message());
+        let deadline =
+            SignedDuration::try_from(self.spec.progress_deadline).unwrap_or(SignedDuration::MAX);
+        let on_inconclusive = self
+            .rollout
+            .spec
+            .analysis
+            .as_ref()
+            .map(|a| a.on_inconclusive)
+            .unwrap_or_default();
+        let why = format!(
+            "analysis {}: {}",
+            gate.outcome().to_lowercase(),
+            gate.message()
+        );
         if held >= deadline && on_inconclusive == OnInconclusive::Rollback {
             self.abort(
-                &format!("{why} for {}s (analysis.onInconclusive: Rollback)", held.as_secs()),
+                &format!(
+                    "{why} for {}s (analysis.onInconclusive: Rollback)",
+                    held.as_secs()
+                ),
                 "AnalysisInconclusive",
             );
             return false;

@@ -100,12 +100,15 @@ impl TestRollout for Rollout {
     }
 
     fn with_analysis(mut self, on_inconclusive: crate::api::OnInconclusive) -> Self {
-        self.spec.analysis = Some(serde_json::from_value(json!({
-            "interval": "30s",
-            "onInconclusive": on_inconclusive,
-            "metrics": [{"name": "http-errors", "errorRate": {"prometheus": {
-                "address": "http://prometheus:9090", "errors": "e", "total": "t"}}}]
-        })).unwrap());
+        self.spec.analysis = Some(
+            serde_json::from_value(json!({
+                "interval": "30s",
+                "onInconclusive": on_inconclusive,
+                "metrics": [{"name": "http-errors", "errorRate": {"prometheus": {
+                    "address": "http://prometheus:9090", "errors": "e", "total": "t"}}}]
+            }))
+            .unwrap(),
+        );
         self
     }
 

@@ -346,12 +346,22 @@ fn timeline_is_bounded() {
 fn failing_analysis_rolls_back_at_once_with_the_reason() {
     let mut cluster = deployed(Rollout::test().with_analysis(OnInconclusive::Hold));
     cluster.set_image("web:2").settle();
-    cluster.analysis_says(Gate::Fail("metric http-errors: canary error rate 5.0% vs baseline 1.0%".into()));
+    cluster.analysis_says(Gate::Fail(
+        "metric http-errors: canary error rate 5.0% vs baseline 1.0%".into(),
+    ));
     let plan = cluster.decide();
     let status = cluster.status();
     assert_eq!(status.phase, Some(Phase::RolledBack));
-    assert!(status.rollback_reason.unwrap().contains("canary error rate 5.0%"));
-    assert_eq!(plan.replica_sets[0].replicas, 0, "the canary is scaled down first");
+    assert!(
+        status
+            .rollback_reason
+            .unwrap()
+            .contains("canary error rate 5.0%")
+    );
+    assert_eq!(
+        plan.replica_sets[0].replicas, 0,
+        "the canary is scaled down first"
+    );
     assert!(cluster.timeline().contains(&"AnalysisFailed".to_string()));
 }
 
@@ -385,20 +395,35 @@ fn analysis_without_data_rolls_back_after_the_deadline_when_asked_to() {
             .with_steps(vec![weight(10), pause(Some("1m")), weight(50)]),
     );
     cluster.set_image("web:2").settle();
-    cluster.analysis_says(Gate::Unavailable("Prometheus at http://prometheus:9090 failed".into()));
+    cluster.analysis_says(Gate::Unavailable(
+        "Prometheus at http://prometheus:9090 failed".into(),
+    ));
     cluster.settle();
-    assert!(cluster.timeline().contains(&"AnalysisUnavailable".to_string()));
+    assert!(
+        cluster
+            .timeline()
+            .contains(&"AnalysisUnavailable".to_string())
+    );
     cluster.advance(61).settle();
     assert_eq!(cluster.status().phase, Some(Phase::Paused));
     cluster.advance(600).settle();
     let status = cluster.status();
     assert_eq!(status.phase, Some(Phase::RolledBack));
-    assert!(status.rollback_reason.unwrap().contains("onInconclusive: Rollback"));
+    assert!(
+        status
+            .rollback_reason
+            .unwrap()
+            .contains("onInconclusive: Rollback")
+    );
 }
 
 #[test]
 fn analysis_that_has_not_looked_yet_blocks_promotion() {
-    let mut cluster = deployed(Rollout::test().with_analysis(OnInconclusive::Hold).with_steps(vec![weight(100)]));
+    let mut cluster = deployed(
+        Rollout::test()
+            .with_analysis(OnInconclusive::Hold)
+            .with_steps(vec![weight(100)]),
+    );
     cluster.set_image("web:2").settle();
     let status = cluster.status();
     assert_eq!(status.phase, Some(Phase::Paused));

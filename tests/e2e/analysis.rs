@@ -57,10 +57,18 @@ async fn roll_out(api: &Api<Rollout>, name: &str, image: &str, annotations: Valu
         "metadata": {"annotations": annotations},
         "spec": {"containers": [{"name": "app", "image": image}]}
     }}});
-    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await.expect("patching the template");
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("patching the template");
 }
 
-async fn wait_for(api: &Api<Rollout>, name: &str, what: &str, timeout: Duration, check: impl Fn(&Rollout) -> bool) -> Rollout {
+async fn wait_for(
+    api: &Api<Rollout>,
+    name: &str,
+    what: &str,
+    timeout: Duration,
+    check: impl Fn(&Rollout) -> bool,
+) -> Rollout {
     let deadline = Instant::now() + timeout;
     loop {
         let rollout = api.get(name).await.expect("reading Rollout");
@@ -86,12 +94,17 @@ fn phase(r: &Rollout) -> Option<Phase> {
 }
 
 fn reasons(r: &Rollout) -> Vec<String> {
-    r.status.as_ref().map(|s| s.timeline.iter().map(|e| e.reason.clone()).collect()).unwrap_or_default()
+    r.status
+        .as_ref()
+        .map(|s| s.timeline.iter().map(|e| e.reason.clone()).collect())
+        .unwrap_or_default()
 }
 
 async fn create(api: &Api<Rollout>, body: Value) {
     let rollout: Rollout = serde_json::from_value(body).unwrap();
-    api.create(&PostParams::default(), &rollout).await.expect("creating Rollout");
+    api.create(&PostParams::default(), &rollout)
+        .await
+        .expect("creating Rollout");
 }
 
 #[tokio::test]
@@ -104,38 +117,97 @@ async fn a_healthy_canary_is_promoted_and_a_5x_error_canary_is_rolled_back_by_it
     let api: Api<Rollout> = Api::namespaced(env.client.clone(), &ns.name);
     let steps = json!([{"setWeight": 50}, {"pause": {"duration": "5s"}}]);
     create(&api, rollout("web", &env.prometheus_url, steps, 0.02)).await;
-    wait_for(&api, "web", "v1 Healthy", Duration::from_secs(60), |r| phase(r) == Some(Phase::Healthy)).await;
+    wait_for(&api, "web", "v1 Healthy", Duration::from_secs(60), |r| {
+        phase(r) == Some(Phase::Healthy)
+    })
+    .await;
 
     // v2 has the same 2% error rate: promoted once the judge is sure it is not worse.
     let started = Instant::now();
-    roll_out(&api, "web", "web:2", json!({"sim.firebreak.dev/error-rate": "0.02"})).await;
+    roll_out(
+        &api,
+        "web",
+        "web:2",
+        json!({"sim.firebreak.dev/error-rate": "0.02"}),
+    )
+    .await;
     let v2 = wait_for(&api, "web", "v2 promoted", Duration::from_secs(240), |r| {
         phase(r) == Some(Phase::Healthy) && reasons(r).iter().any(|x| x == "Promoted")
     })
     .await;
-    let analysis = v2.status.as_ref().unwrap().analysis.clone().expect("analysis recorded");
-    eprintln!("measured: healthy canary promoted after {:.1}s, {} looks", started.elapsed().as_secs_f64(), analysis.looks);
+    let analysis = v2
+        .status
+        .as_ref()
+        .unwrap()
+        .analysis
+        .clone()
+        .expect("analysis recorded");
+    eprintln!(
+        "measured: healthy canary promoted after {:.1}s, {} looks",
+        started.elapsed().as_secs_f64(),
+        analysis.looks
+    );
     assert_eq!(analysis.outcome.as_deref(), Some("Pass"), "{analysis:?}");
-    assert!(analysis.metrics.iter().all(|m| m.verdict == "Pass"), "{:?}", analysis.metrics);
+    assert!(
+        analysis.metrics.iter().all(|m| m.verdict == "Pass"),
+        "{:?}",
+        analysis.metrics
+    );
 
     // v3 fails 5x as often: rolled back by the judge, with the numbers in the reason.
-    roll_out(&api, "web", "web:3", json!({"sim.firebreak.dev/error-rate": "0.10"})).await;
-    let canary_running = wait_for(&api, "web", "v3 canary pods available", Duration::from_secs(60), |r| {
-        r.status.as_ref().is_some_and(|s| s.canary_available_replicas > 0)
-    })
+    roll_out(
+        &api,
+        "web",
+        "web:3",
+        json!({"sim.firebreak.dev/error-rate": "0.10"}),
+    )
+    .await;
+    let canary_running = wait_for(
+        &api,
+        "web",
+        "v3 canary pods available",
+        Duration::from_secs(60),
+        |r| {
+            r.status
+                .as_ref()
+                .is_some_and(|s| s.canary_available_replicas > 0)
+        },
+    )
     .await;
     let first_errors = Instant::now();
-    let v3 = wait_for(&api, "web", "v3 rolled back", Duration::from_secs(120), |r| phase(r) == Some(Phase::RolledBack)).await;
+    let v3 = wait_for(
+        &api,
+        "web",
+        "v3 rolled back",
+        Duration::from_secs(120),
+        |r| phase(r) == Some(Phase::RolledBack),
+    )
+    .await;
     let to_rollback = first_errors.elapsed();
     let status = v3.status.unwrap();
     let reason = status.rollback_reason.clone().unwrap();
-    eprintln!("measured: 5x error canary rolled back {:.1}s after its pods became available: {reason}", to_rollback.as_secs_f64());
-    assert!(reason.contains("analysis failed") && reason.contains("http-errors"), "{reason}");
-    assert!(reason.contains("ratio"), "the reason carries the numbers: {reason}");
-    assert_eq!(status.rolled_back_revision, canary_running.status.unwrap().canary_revision);
+    eprintln!(
+        "measured: 5x error canary rolled back {:.1}s after its pods became available: {reason}",
+        to_rollback.as_secs_f64()
+    );
+    assert!(
+        reason.contains("analysis failed") && reason.contains("http-errors"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("ratio"),
+        "the reason carries the numbers: {reason}"
+    );
+    assert_eq!(
+        status.rolled_back_revision,
+        canary_running.status.unwrap().canary_revision
+    );
     assert!(status.timeline.iter().any(|e| e.reason == "AnalysisFailed"));
     // Two 3 s intervals plus Prometheus' scrape and rate windows.
-    assert!(to_rollback < Duration::from_secs(30), "took {to_rollback:?}");
+    assert!(
+        to_rollback < Duration::from_secs(30),
+        "took {to_rollback:?}"
+    );
 }
 
 #[tokio::test]
@@ -143,20 +215,38 @@ async fn a_crash_looping_canary_is_rolled_back() {
     let env = TestEnv::new().await;
     install_crds(&env.client).await;
     let ns = env.namespace("analysis-crashes").await;
-    let _fleet = Fleet::start(&ns.name, &["--crash-backoff-base", "1s"]).await.scraped_by(&env, &ns.name);
+    let _fleet = Fleet::start(&ns.name, &["--crash-backoff-base", "1s"])
+        .await
+        .scraped_by(&env, &ns.name);
     let _controller = ControllerProcess::start(&ns.name);
     let api: Api<Rollout> = Api::namespaced(env.client.clone(), &ns.name);
     let steps = json!([{"setWeight": 50}, {"pause": {}}]);
     create(&api, rollout("jobs", &env.prometheus_url, steps, 0.0)).await;
-    wait_for(&api, "jobs", "v1 Healthy", Duration::from_secs(60), |r| phase(r) == Some(Phase::Healthy)).await;
-
-    roll_out(&api, "jobs", "jobs:2", json!({"sim.firebreak.dev/crash-every": "1"})).await;
-    let rolled_back = wait_for(&api, "jobs", "crash-looping canary rolled back", Duration::from_secs(120), |r| {
-        phase(r) == Some(Phase::RolledBack)
+    wait_for(&api, "jobs", "v1 Healthy", Duration::from_secs(60), |r| {
+        phase(r) == Some(Phase::Healthy)
     })
     .await;
+
+    roll_out(
+        &api,
+        "jobs",
+        "jobs:2",
+        json!({"sim.firebreak.dev/crash-every": "1"}),
+    )
+    .await;
+    let rolled_back = wait_for(
+        &api,
+        "jobs",
+        "crash-looping canary rolled back",
+        Duration::from_secs(120),
+        |r| phase(r) == Some(Phase::RolledBack),
+    )
+    .await;
     let reason = rolled_back.status.unwrap().rollback_reason.unwrap();
-    assert!(reason.contains("crashes") && reason.contains("restarted"), "{reason}");
+    assert!(
+        reason.contains("crashes") && reason.contains("restarted"),
+        "{reason}"
+    );
 }
 
 #[tokio::test]
@@ -170,15 +260,37 @@ async fn missing_prometheus_holds_the_rollout_until_it_returns() {
     let api: Api<Rollout> = Api::namespaced(env.client.clone(), &ns.name);
     let steps = json!([{"setWeight": 50}, {"pause": {"duration": "2s"}}]);
     let mut body = rollout("cart", &prometheus.url, steps, 0.02);
-    body["spec"]["analysis"]["metrics"].as_array_mut().unwrap().truncate(1);
+    body["spec"]["analysis"]["metrics"]
+        .as_array_mut()
+        .unwrap()
+        .truncate(1);
     create(&api, body).await;
-    wait_for(&api, "cart", "v1 Healthy", Duration::from_secs(60), |r| phase(r) == Some(Phase::Healthy)).await;
+    wait_for(&api, "cart", "v1 Healthy", Duration::from_secs(60), |r| {
+        phase(r) == Some(Phase::Healthy)
+    })
+    .await;
 
     prometheus.stop().await;
-    roll_out(&api, "cart", "cart:2", json!({"sim.firebreak.dev/error-rate": "0.02"})).await;
-    let held = wait_for(&api, "cart", "analysis Unavailable", Duration::from_secs(60), |r| {
-        r.status.as_ref().and_then(|s| s.analysis.as_ref()).and_then(|a| a.outcome.as_deref()) == Some("Unavailable")
-    })
+    roll_out(
+        &api,
+        "cart",
+        "cart:2",
+        json!({"sim.firebreak.dev/error-rate": "0.02"}),
+    )
+    .await;
+    let held = wait_for(
+        &api,
+        "cart",
+        "analysis Unavailable",
+        Duration::from_secs(60),
+        |r| {
+            r.status
+                .as_ref()
+                .and_then(|s| s.analysis.as_ref())
+                .and_then(|a| a.outcome.as_deref())
+                == Some("Unavailable")
+        },
+    )
     .await;
     assert!(reasons(&held).contains(&"AnalysisUnavailable".to_string()));
     // The 2 s pause is long over, yet the rollout holds and does not promote.
@@ -190,11 +302,19 @@ async fn missing_prometheus_holds_the_rollout_until_it_returns() {
     assert!(status.message.unwrap().contains("until analysis passes"));
 
     prometheus.restart().await;
-    let done = wait_for(&api, "cart", "promotion once Prometheus is back", Duration::from_secs(240), |r| {
-        phase(r) == Some(Phase::Healthy)
-    })
+    let done = wait_for(
+        &api,
+        "cart",
+        "promotion once Prometheus is back",
+        Duration::from_secs(240),
+        |r| phase(r) == Some(Phase::Healthy),
+    )
     .await;
-    assert!(reasons(&done).contains(&"AnalysisRecovered".to_string()), "{:?}", reasons(&done));
+    assert!(
+        reasons(&done).contains(&"AnalysisRecovered".to_string()),
+        "{:?}",
+        reasons(&done)
+    );
 }
 
 #[tokio::test]
@@ -207,8 +327,17 @@ async fn a_controller_restarted_mid_analysis_keeps_its_evidence() {
     let api: Api<Rollout> = Api::namespaced(env.client.clone(), &ns.name);
     let steps = json!([{"setWeight": 50}, {"pause": {}}]);
     create(&api, rollout("pay", &env.prometheus_url, steps, 0.02)).await;
-    wait_for(&api, "pay", "v1 Healthy", Duration::from_secs(60), |r| phase(r) == Some(Phase::Healthy)).await;
-    roll_out(&api, "pay", "pay:2", json!({"sim.firebreak.dev/error-rate": "0.02"})).await;
+    wait_for(&api, "pay", "v1 Healthy", Duration::from_secs(60), |r| {
+        phase(r) == Some(Phase::Healthy)
+    })
+    .await;
+    roll_out(
+        &api,
+        "pay",
+        "pay:2",
+        json!({"sim.firebreak.dev/error-rate": "0.02"}),
+    )
+    .await;
 
     let requests = |r: &Rollout| {
         r.status
@@ -217,17 +346,47 @@ async fn a_controller_restarted_mid_analysis_keeps_its_evidence() {
             .and_then(|a| a.metrics.first())
             .map_or(0.0, |m| m.evidence.canary_exposure())
     };
-    let before = wait_for(&api, "pay", "three looks with traffic", Duration::from_secs(90), |r| {
-        r.status.as_ref().and_then(|s| s.analysis.as_ref()).is_some_and(|a| a.looks >= 3) && requests(r) > 0.0
-    })
+    let before = wait_for(
+        &api,
+        "pay",
+        "three looks with traffic",
+        Duration::from_secs(90),
+        |r| {
+            r.status
+                .as_ref()
+                .and_then(|s| s.analysis.as_ref())
+                .is_some_and(|a| a.looks >= 3)
+                && requests(r) > 0.0
+        },
+    )
     .await;
     controller.kill().await;
-    let looks = before.status.as_ref().unwrap().analysis.as_ref().unwrap().looks;
+    let looks = before
+        .status
+        .as_ref()
+        .unwrap()
+        .analysis
+        .as_ref()
+        .unwrap()
+        .looks;
     let seen = requests(&before);
     controller.restart();
-    let after = wait_for(&api, "pay", "more looks after the restart", Duration::from_secs(60), |r| {
-        r.status.as_ref().and_then(|s| s.analysis.as_ref()).is_some_and(|a| a.looks >= looks + 2)
-    })
+    let after = wait_for(
+        &api,
+        "pay",
+        "more looks after the restart",
+        Duration::from_secs(60),
+        |r| {
+            r.status
+                .as_ref()
+                .and_then(|s| s.analysis.as_ref())
+                .is_some_and(|a| a.looks >= looks + 2)
+        },
+    )
     .await;
-    assert!(requests(&after) > seen, "evidence restarted from zero: {} requests after, {seen} before", requests(&after));
+    assert!(
+        requests(&after) > seen,
+        "evidence restarted from zero: {} requests after, {seen} before",
+        requests(&after)
+    );
 }

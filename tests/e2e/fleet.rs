@@ -10,58 +10,8 @@ use kube::api::{ListParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, ChildStdout, Command};
 
-use crate::support::{TestEnv, eventually};
-
-/// A running `firebreak simulate-fleet`; killed when dropped, also when the test panics.
-struct Simulator {
-    /// Where it serves `/metrics`, `127.0.0.1:PORT`.
-    address: String,
-    _child: Child,
-    /// Kept open so that the simulator never writes to a closed pipe.
-    _stdout: BufReader<ChildStdout>,
-}
-
-impl Simulator {
-    /// Starts the simulator on `namespace` with a fixed seed, a free port and `extra` flags, and
-    /// reads its address from the first line it prints.
-    async fn start(namespace: &str, extra: &[&str]) -> Simulator {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_firebreak"))
-            .args([
-                "simulate-fleet",
-                "--namespace",
-                namespace,
-                "--listen",
-                "127.0.0.1:0",
-                "--seed",
-                "1",
-            ])
-            .args(extra)
-            .env("FIREBREAK_LOG", "warn")
-            .stdout(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start firebreak simulate-fleet");
-        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
-        let mut line = String::new();
-        tokio::time::timeout(Duration::from_secs(30), stdout.read_line(&mut line))
-            .await
-            .expect("the simulator printed no address within 30 s")
-            .expect("read the simulator's stdout");
-        let address = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line from the simulator: {line:?}"))
-            .to_string();
-        Simulator {
-            address,
-            _child: child,
-            _stdout: stdout,
-        }
-    }
-}
+use crate::support::{Fleet, TestEnv, eventually};
 
 fn is_serving(pod: &Pod) -> bool {
     let status = pod.status.as_ref();
@@ -127,7 +77,7 @@ async fn prometheus_sees_the_annotated_request_rate_and_error_share() {
     let pods: Api<Pod> = Api::namespaced(env.client.clone(), &ns.name);
     await_serving(&pods, "app=shop", 3).await;
 
-    let simulator = Simulator::start(&ns.name, &[]).await;
+    let simulator = Fleet::start(&ns.name, &[]).await;
     let id = format!("fleet-{}", ns.name);
     let _target = env.scrape_target(&id, &simulator.address, &[("test", &id)]);
     let prometheus = env.prometheus();
@@ -272,7 +222,7 @@ async fn annotated_pods_crash_back_off_and_recover_as_the_api_shows() {
     let mut events = watcher(pods.clone(), watcher::Config::default())
         .applied_objects()
         .boxed();
-    let _simulator = Simulator::start(&ns.name, &["--crash-backoff-base", "1s"]).await;
+    let _simulator = Fleet::start(&ns.name, &["--crash-backoff-base", "1s"]).await;
 
     let (mut crashy, mut oom) = (Seen::default(), Seen::default());
     let watched = tokio::time::timeout(Duration::from_secs(90), async {

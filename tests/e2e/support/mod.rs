@@ -300,7 +300,15 @@ impl Fleet {
     pub async fn start(namespace: &str, extra: &[&str]) -> Fleet {
         use tokio::io::AsyncBufReadExt;
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_firebreak"))
-            .args(["simulate-fleet", "--namespace", namespace, "--listen", "127.0.0.1:0", "--seed", "1"])
+            .args([
+                "simulate-fleet",
+                "--namespace",
+                namespace,
+                "--listen",
+                "127.0.0.1:0",
+                "--seed",
+                "1",
+            ])
             .args(extra)
             .env("FIREBREAK_LOG", "warn")
             .stdout(std::process::Stdio::piped())
@@ -318,7 +326,12 @@ impl Fleet {
             .strip_prefix("listening on ")
             .unwrap_or_else(|| panic!("unexpected first line from the simulator: {line:?}"))
             .to_string();
-        Fleet { address, _child: child, _stdout: stdout, _target: None }
+        Fleet {
+            address,
+            _child: child,
+            _stdout: stdout,
+            _target: None,
+        }
     }
 
     /// Registers the simulator as a target of the environment's Prometheus.
@@ -341,15 +354,25 @@ pub struct OwnPrometheus {
 impl OwnPrometheus {
     /// Starts it and waits until it is ready.
     pub async fn start(name: &str, targets: &[&str]) -> OwnPrometheus {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("prometheus-{name}-{port}"));
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir =
+            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("prometheus-{name}-{port}"));
         std::fs::create_dir_all(dir.join("data")).unwrap();
         let config = serde_json::json!({
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
             "scrape_configs": [{"job_name": "fleet", "static_configs": [{"targets": targets}]}]
         });
         std::fs::write(dir.join("prometheus.yml"), config.to_string()).unwrap();
-        let mut prometheus = OwnPrometheus { url: format!("http://127.0.0.1:{port}"), port, dir, child: None };
+        let mut prometheus = OwnPrometheus {
+            url: format!("http://127.0.0.1:{port}"),
+            port,
+            dir,
+            child: None,
+        };
         prometheus.restart().await;
         prometheus
     }
@@ -364,10 +387,17 @@ impl OwnPrometheus {
 
     /// Starts it again on the same port and data.
     pub async fn restart(&mut self) {
-        let binary = std::env::var("FIREBREAK_PROMETHEUS_BIN").unwrap_or_else(|_| "prometheus".into());
+        let binary =
+            std::env::var("FIREBREAK_PROMETHEUS_BIN").unwrap_or_else(|_| "prometheus".into());
         let child = tokio::process::Command::new(binary)
-            .arg(format!("--config.file={}", self.dir.join("prometheus.yml").display()))
-            .arg(format!("--storage.tsdb.path={}", self.dir.join("data").display()))
+            .arg(format!(
+                "--config.file={}",
+                self.dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                self.dir.join("data").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{}", self.port))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -376,10 +406,20 @@ impl OwnPrometheus {
             .expect("starting prometheus (set FIREBREAK_PROMETHEUS_BIN if it is not on PATH)");
         self.child = Some(child);
         let ready = format!("{}/-/ready", self.url);
-        eventually("the test's own Prometheus to be ready", Duration::from_secs(30), || {
-            let ready = ready.clone();
-            async move { reqwest::get(&ready).await.ok().filter(|r| r.status().is_success()).map(|_| ()) }
-        })
+        eventually(
+            "the test's own Prometheus to be ready",
+            Duration::from_secs(30),
+            || {
+                let ready = ready.clone();
+                async move {
+                    reqwest::get(&ready)
+                        .await
+                        .ok()
+                        .filter(|r| r.status().is_success())
+                        .map(|_| ())
+                }
+            },
+        )
         .await;
     }
 }

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# The Firebreak demo (README's main command). On a fresh machine it:
+#   1. builds the local environment's tools if they are not cached, and starts a local cluster
+#      (real kube-apiserver, controller-manager, scheduler, etcd; kwok nodes) and Prometheus;
+#   2. builds firebreak, installs its CRD, starts the fleet simulator (scraped by Prometheus)
+#      and the controller;
+#   3. applies examples/demo: v1 (deployed straight to stable), v2 (healthy: promoted through its
+#      canary steps once the judge is sure), v3 (5% errors: rolled back by itself);
+#   4. shows each rollout live and ends with the rollback reason;
+#   5. stops everything again (also on Ctrl-C or failure).
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/.." && pwd)"
+cd "$repo"
+name=demo
+ns=demo
+started=$SECONDS
+
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+pids=()
+cleanup() {
+    local pid
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    scripts/env.sh down "$name"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+say "building firebreak"
+cargo build --quiet --bin firebreak
+firebreak="$repo/target/debug/firebreak"
+
+say "starting the local cluster and Prometheus"
+scripts/env.sh up "$name" >/dev/null
+# shellcheck disable=SC1090
+source "target/firebreak-env/$name/env"
+logs="target/firebreak-env/$name"
+kubectl="$FIREBREAK_KUBECTL"
+
+say "installing the Rollout CRD, starting the fleet simulator and the controller"
+"$firebreak" crd | "$kubectl" apply --server-side -f - >/dev/null
+"$kubectl" create namespace "$ns" >/dev/null
+for _ in $(seq 100); do
+    [[ "$("$kubectl" get crd rollouts.firebreak.dev -o jsonpath='{.status.conditions[?(@.type=="Established")].status}')" == True ]] && break
+    sleep 0.2
+done
+
+FIREBREAK_LOG=warn "$firebreak" simulate-fleet --namespace "$ns" --listen 127.0.0.1:0 --seed 7 \
+    >"$logs/simulator.out" 2>"$logs/simulator.log" &
+pids+=($!)
+for _ in $(seq 100); do
+    address="$(sed -n 's/^listening on //p' "$logs/simulator.out" 2>/dev/null | head -1)"
+    [[ -n "$address" ]] && break
+    sleep 0.1
+done
+[[ -n "${address:-}" ]] || { echo "the fleet simulator did not start; see $logs/simulator.log" >&2; exit 1; }
+printf '[{"targets": ["%s"], "labels": {"fleet": "demo"}}]\n' "$address" >"$FIREBREAK_SCRAPE_DIR/demo.json"
+echo "fleet simulator on $address, scraped by Prometheus at $FIREBREAK_PROMETHEUS_URL"
+
+"$firebreak" controller --namespace "$ns" >"$logs/controller.log" 2>&1 &
+pids+=($!)
+echo "controller running (log: $logs/controller.log)"
+
+apply() {
+    sed "s#http://prometheus.monitoring:9090#$FIREBREAK_PROMETHEUS_URL#" "examples/demo/$1" |
+        "$kubectl" apply -n "$ns" -f - >/dev/null
+}
+
+say "v1: first deploy goes straight to stable"
+apply checkout-v1.yaml
+"$firebreak" status checkout -n "$ns" --watch --timeout 120 | sed '/^Rollout/,$d'
+
+say "v2: a healthy new version walks through 20% and 50% and is promoted once the judge is sure"
+apply checkout-v2.yaml
+"$firebreak" status checkout -n "$ns" --watch --timeout 600 >"$logs/v2.txt" || true
+grep -v '^Timeline' "$logs/v2.txt" | sed -n '1,/^Rollout/p' | sed '$d'
+grep -q '^Phase     Healthy' "$logs/v2.txt" || { echo "v2 was not promoted" >&2; cat "$logs/v2.txt" >&2; exit 1; }
+
+say "v3: 5% errors (5x v2) — rolled back automatically"
+apply checkout-v3.yaml
+"$firebreak" status checkout -n "$ns" --watch --timeout 600 >"$logs/v3.txt" || true
+sed -n '1,/^Rollout/p' "$logs/v3.txt" | sed '$d'
+grep -q '^Phase     RolledBack' "$logs/v3.txt" || { echo "v3 was not rolled back" >&2; cat "$logs/v3.txt" >&2; exit 1; }
+
+say "final state"
+sed -n '/^Rollout/,$p' "$logs/v3.txt"
+
+say "rollback reason"
+"$kubectl" get rollout checkout -n "$ns" -o jsonpath='{.status.rollbackReason}{"\n"}'
+printf '\ndemo finished in %ss\n' "$((SECONDS - started))"

@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 
 use firebreak::api::{Phase, Rollout};
 use kube::Api;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::{Patch, PatchParams};
 use serde_json::{Value, json};
 
-use crate::support::{ControllerProcess, Fleet, OwnPrometheus, TestEnv, install_crds};
+use crate::support::{Fleet, OwnPrometheus, RolloutTest, create_rollout, phase, wait_for_rollout};
 
 const ERRORS: &str = r#"sum(increase(http_requests_total{namespace="{{namespace}}",pod_template_hash="{{revision}}",code=~"5.."}[{{interval}}]))"#;
 const TOTAL: &str = r#"sum(increase(http_requests_total{namespace="{{namespace}}",pod_template_hash="{{revision}}"}[{{interval}}]))"#;
@@ -62,37 +62,6 @@ async fn roll_out(api: &Api<Rollout>, name: &str, image: &str, annotations: Valu
         .expect("patching the template");
 }
 
-async fn wait_for(
-    api: &Api<Rollout>,
-    name: &str,
-    what: &str,
-    timeout: Duration,
-    check: impl Fn(&Rollout) -> bool,
-) -> Rollout {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let rollout = api.get(name).await.expect("reading Rollout");
-        if check(&rollout) {
-            return rollout;
-        }
-        if Instant::now() > deadline {
-            panic!(
-                "timed out after {timeout:?} waiting for {what}; last status: {}",
-                serde_json::to_string_pretty(&rollout.status.map(|mut s| {
-                    s.timeline.clear();
-                    s
-                }))
-                .unwrap()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-fn phase(r: &Rollout) -> Option<Phase> {
-    r.status.as_ref().and_then(|s| s.phase)
-}
-
 fn reasons(r: &Rollout) -> Vec<String> {
     r.status
         .as_ref()
@@ -100,24 +69,18 @@ fn reasons(r: &Rollout) -> Vec<String> {
         .unwrap_or_default()
 }
 
-async fn create(api: &Api<Rollout>, body: Value) {
-    let rollout: Rollout = serde_json::from_value(body).unwrap();
-    api.create(&PostParams::default(), &rollout)
-        .await
-        .expect("creating Rollout");
-}
-
 #[tokio::test]
 async fn a_healthy_canary_is_promoted_and_a_5x_error_canary_is_rolled_back_by_itself() {
-    let env = TestEnv::new().await;
-    install_crds(&env.client).await;
-    let ns = env.namespace("analysis-verdicts").await;
+    let RolloutTest {
+        env,
+        ns,
+        controller: _controller,
+        api,
+    } = RolloutTest::start("analysis-verdicts").await;
     let _fleet = Fleet::start(&ns.name, &[]).await.scraped_by(&env, &ns.name);
-    let _controller = ControllerProcess::start(&ns.name);
-    let api: Api<Rollout> = Api::namespaced(env.client.clone(), &ns.name);
     let steps = json!([{"setWeight": 50}, {"pause": {"duration": "5s"}}]);
-    create(&api, rollout("web", &env.prometheus_url, steps, 0.02)).await;
-    wait_for(&api, "web", "v1 Healthy", Duration::from_secs(60), |r| {
+    create_rollout(&api, rollout("web", &env.prometheus_url, steps, 0.02)).await;
+    wait_for_rollout(&api, "web", "v1 Healthy", Duration::from_secs(60), |r| {
         phase(r) == Some(Phase::Healthy)
     })
     .await;
@@ -131,7 +94,7 @@ async fn a_healthy_canary_is_promoted_and_a_5x_error_canary_is_rolled_back_by_it
         json!({"sim.firebreak.dev/error-rate": "0.02"}),
     )
     .await;
-    let v2 = wait_for(&api, "web", "v2 promoted", Duration::from_secs(240), |r| {
+    let v2 = wait_for_rollout(&api, "web", "v2 promoted", Duration::from_secs(240), |r| {
         phase(r) == Some(Phase::Healthy) && reasons(r).iter().any(|x| x == "Promoted")
     })
     .await;
@@ -162,7 +125,7 @@ async fn a_healthy_canary_is_promoted_and_a_5x_error_canary_is_rolled_back_by_it
         json!({"sim.firebreak.dev/error-rate": "0.10"}),
     )
     .await;
-    let canary_running = wait_for(
+    let canary_running = wait_for_rollout(
         &api,
         "web",
         "v3 canary pods available",
@@ -175,7 +138,7 @@ async fn a_healthy_canary_is_promoted_and_a_5x_error_canary_is_rolled_back_by_it
     )
     .await;
     let first_errors = Instant::now();
-    let v3 = wait_for(
+    let v3 = wait_for_rollout(
         &api,
         "web",
         "v3 rolled back",
@@ -212,17 +175,18 @@ async fn a_healthy_canary_is_promoted_and_a_5x_error_canary_is_rolled_back_by_it
 
 #[tokio::test]
 async fn a_crash_looping_canary_is_rolled_back() {
-    let env = TestEnv::new().await;
-    install_crds(&env.client).await;
-    let ns = env.namespace("analysis-crashes").await;
+    let RolloutTest {
+        env,
+        ns,
+        controller: _controller,
+        api,
+    } = RolloutTest::start("analysis-crashes").await;
     let _fleet = Fleet::start(&ns.name, &["--crash-backoff-base", "1s"])
         .await
         .scraped_by(&env, &ns.name);
-    let _controller = ControllerProcess::start(&ns.name);
-    let api: Api<Rollout> = Api::namespaced(env.client.clone(), &ns.name);
     let steps = json!([{"setWeight": 50}, {"pause": {}}]);
-    create(&api, rollout("jobs", &env.prometheus_url, steps, 0.0)).await;
-    wait_for(&api, "jobs", "v1 Healthy", Duration::from_secs(60), |r| {
+    create_rollout(&api, rollout("jobs", &env.prometheus_url, steps, 0.0)).await;
+    wait_for_rollout(&api, "jobs", "v1 Healthy", Duration::from_secs(60), |r| {
         phase(r) == Some(Phase::Healthy)
     })
     .await;
@@ -234,7 +198,7 @@ async fn a_crash_looping_canary_is_rolled_back() {
         json!({"sim.firebreak.dev/crash-every": "1"}),
     )
     .await;
-    let rolled_back = wait_for(
+    let rolled_back = wait_for_rollout(
         &api,
         "jobs",
         "crash-looping canary rolled back",
@@ -251,21 +215,22 @@ async fn a_crash_looping_canary_is_rolled_back() {
 
 #[tokio::test]
 async fn missing_prometheus_holds_the_rollout_until_it_returns() {
-    let env = TestEnv::new().await;
-    install_crds(&env.client).await;
-    let ns = env.namespace("analysis-no-data").await;
+    let RolloutTest {
+        env: _,
+        ns,
+        controller: _controller,
+        api,
+    } = RolloutTest::start("analysis-no-data").await;
     let fleet = Fleet::start(&ns.name, &[]).await;
     let mut prometheus = OwnPrometheus::start(&ns.name, &[&fleet.address]).await;
-    let _controller = ControllerProcess::start(&ns.name);
-    let api: Api<Rollout> = Api::namespaced(env.client.clone(), &ns.name);
     let steps = json!([{"setWeight": 50}, {"pause": {"duration": "2s"}}]);
     let mut body = rollout("cart", &prometheus.url, steps, 0.02);
     body["spec"]["analysis"]["metrics"]
         .as_array_mut()
         .unwrap()
         .truncate(1);
-    create(&api, body).await;
-    wait_for(&api, "cart", "v1 Healthy", Duration::from_secs(60), |r| {
+    create_rollout(&api, body).await;
+    wait_for_rollout(&api, "cart", "v1 Healthy", Duration::from_secs(60), |r| {
         phase(r) == Some(Phase::Healthy)
     })
     .await;
@@ -278,7 +243,7 @@ async fn missing_prometheus_holds_the_rollout_until_it_returns() {
         json!({"sim.firebreak.dev/error-rate": "0.02"}),
     )
     .await;
-    let held = wait_for(
+    let held = wait_for_rollout(
         &api,
         "cart",
         "analysis Unavailable",
@@ -302,7 +267,7 @@ async fn missing_prometheus_holds_the_rollout_until_it_returns() {
     assert!(status.message.unwrap().contains("until analysis passes"));
 
     prometheus.restart().await;
-    let done = wait_for(
+    let done = wait_for_rollout(
         &api,
         "cart",
         "promotion once Prometheus is back",
@@ -319,15 +284,16 @@ async fn missing_prometheus_holds_the_rollout_until_it_returns() {
 
 #[tokio::test]
 async fn a_controller_restarted_mid_analysis_keeps_its_evidence() {
-    let env = TestEnv::new().await;
-    install_crds(&env.client).await;
-    let ns = env.namespace("analysis-restart").await;
+    let RolloutTest {
+        env,
+        ns,
+        mut controller,
+        api,
+    } = RolloutTest::start("analysis-restart").await;
     let _fleet = Fleet::start(&ns.name, &[]).await.scraped_by(&env, &ns.name);
-    let mut controller = ControllerProcess::start(&ns.name);
-    let api: Api<Rollout> = Api::namespaced(env.client.clone(), &ns.name);
     let steps = json!([{"setWeight": 50}, {"pause": {}}]);
-    create(&api, rollout("pay", &env.prometheus_url, steps, 0.02)).await;
-    wait_for(&api, "pay", "v1 Healthy", Duration::from_secs(60), |r| {
+    create_rollout(&api, rollout("pay", &env.prometheus_url, steps, 0.02)).await;
+    wait_for_rollout(&api, "pay", "v1 Healthy", Duration::from_secs(60), |r| {
         phase(r) == Some(Phase::Healthy)
     })
     .await;
@@ -346,7 +312,7 @@ async fn a_controller_restarted_mid_analysis_keeps_its_evidence() {
             .and_then(|a| a.metrics.first())
             .map_or(0.0, |m| m.evidence.canary_exposure())
     };
-    let before = wait_for(
+    let before = wait_for_rollout(
         &api,
         "pay",
         "three looks with traffic",
@@ -371,7 +337,7 @@ async fn a_controller_restarted_mid_analysis_keeps_its_evidence() {
         .looks;
     let seen = requests(&before);
     controller.restart();
-    let after = wait_for(
+    let after = wait_for_rollout(
         &api,
         "pay",
         "more looks after the restart",

@@ -11,7 +11,10 @@ use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 
-use crate::support::{ControllerProcess, TestEnv, eventually, firebreak, install_crds};
+use crate::support::{
+    RolloutTest, TestEnv, create_rollout, eventually, firebreak, install_crds, phase,
+    wait_for_rollout,
+};
 
 fn rollout(name: &str, replicas: i32, image: &str, steps: Value) -> Value {
     json!({
@@ -30,47 +33,12 @@ fn rollout(name: &str, replicas: i32, image: &str, steps: Value) -> Value {
     })
 }
 
-async fn create(api: &Api<Rollout>, body: Value) -> Rollout {
-    let rollout: Rollout = serde_json::from_value(body).expect("test Rollout deserializes");
-    api.create(&PostParams::default(), &rollout)
-        .await
-        .expect("creating Rollout")
-}
-
 async fn set_image(api: &Api<Rollout>, name: &str, image: &str) {
     let patch =
         json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": image}]}}}});
     api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .expect("changing the image");
-}
-
-/// Waits until the Rollout's status satisfies `check`; panics with the last status after `timeout`.
-async fn wait_for(
-    api: &Api<Rollout>,
-    name: &str,
-    what: &str,
-    timeout: Duration,
-    check: impl Fn(&Rollout) -> bool,
-) -> Rollout {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let rollout = api.get(name).await.expect("reading Rollout");
-        if check(&rollout) {
-            return rollout;
-        }
-        if Instant::now() > deadline {
-            panic!(
-                "timed out after {timeout:?} waiting for {what}; last status: {}",
-                serde_json::to_string_pretty(&rollout.status).unwrap()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-fn phase(r: &Rollout) -> Option<Phase> {
-    r.status.as_ref().and_then(|s| s.phase)
 }
 
 fn step(r: &Rollout) -> Option<i32> {
@@ -191,24 +159,25 @@ async fn the_crd_rejects_invalid_rollouts_with_a_message_naming_the_field() {
         }
     }
     // And a valid one is accepted.
-    create(&api, rollout("ok", 1, "app:1", steps)).await;
+    create_rollout(&api, rollout("ok", 1, "app:1", steps)).await;
 }
 
 #[tokio::test]
 async fn initial_deploy_becomes_ready_with_labelled_owned_pods() {
-    let env = TestEnv::new().await;
-    install_crds(&env.client).await;
-    let ns = env.namespace("initial-deploy").await;
-    let _controller = ControllerProcess::start(&ns.name);
-    let api: Api<Rollout> = Api::namespaced(env.client.clone(), &ns.name);
+    let RolloutTest {
+        env,
+        ns,
+        controller: _controller,
+        api,
+    } = RolloutTest::start("initial-deploy").await;
 
     let started = Instant::now();
-    create(
+    create_rollout(
         &api,
         rollout("web", 3, "web:1", json!([{"setWeight": 20}, {"pause": {}}])),
     )
     .await;
-    let ready = wait_for(&api, "web", "phase Healthy", Duration::from_secs(60), |r| {
+    let ready = wait_for_rollout(&api, "web", "phase Healthy", Duration::from_secs(60), |r| {
         phase(r) == Some(Phase::Healthy)
     })
     .await;
@@ -311,14 +280,15 @@ async fn initial_deploy_becomes_ready_with_labelled_owned_pods() {
 
 #[tokio::test]
 async fn an_image_change_walks_through_10_and_50_percent_and_is_promoted() {
-    let env = TestEnv::new().await;
-    install_crds(&env.client).await;
-    let ns = env.namespace("canary-steps").await;
-    let controller = ControllerProcess::start(&ns.name);
-    let api: Api<Rollout> = Api::namespaced(env.client.clone(), &ns.name);
+    let RolloutTest {
+        env,
+        ns,
+        controller,
+        api,
+    } = RolloutTest::start("canary-steps").await;
     let steps = json!([{"setWeight": 10}, {"pause": {}}, {"setWeight": 50}, {"pause": {}}]);
-    create(&api, rollout("shop", 10, "shop:1", steps)).await;
-    let v1 = wait_for(
+    create_rollout(&api, rollout("shop", 10, "shop:1", steps)).await;
+    let v1 = wait_for_rollout(
         &api,
         "shop",
         "phase Healthy",
@@ -330,7 +300,7 @@ async fn an_image_change_walks_through_10_and_50_percent_and_is_promoted() {
 
     let started = Instant::now();
     set_image(&api, "shop", "shop:2").await;
-    let at10 = wait_for(
+    let at10 = wait_for_rollout(
         &api,
         "shop",
         "the 10% pause",
@@ -343,7 +313,7 @@ async fn an_image_change_walks_through_10_and_50_percent_and_is_promoted() {
     wait_for_pods(&env.client, &ns.name, "shop", &[(&stable, 9), (&canary, 1)]).await;
 
     firebreak(&["promote", "shop", "-n", &ns.name]).await;
-    let at50 = wait_for(
+    let at50 = wait_for_rollout(
         &api,
         "shop",
         "the 50% pause",
@@ -355,7 +325,7 @@ async fn an_image_change_walks_through_10_and_50_percent_and_is_promoted() {
     wait_for_pods(&env.client, &ns.name, "shop", &[(&stable, 5), (&canary, 5)]).await;
 
     firebreak(&["promote", "shop", "-n", &ns.name]).await;
-    let done = wait_for(&api, "shop", "promotion", Duration::from_secs(60), |r| {
+    let done = wait_for_rollout(&api, "shop", "promotion", Duration::from_secs(60), |r| {
         phase(r) == Some(Phase::Healthy)
     })
     .await;
@@ -382,12 +352,13 @@ async fn an_image_change_walks_through_10_and_50_percent_and_is_promoted() {
 
 #[tokio::test]
 async fn abort_mid_way_leaves_only_stable_pods_serving() {
-    let env = TestEnv::new().await;
-    install_crds(&env.client).await;
-    let ns = env.namespace("abort").await;
-    let _controller = ControllerProcess::start(&ns.name);
-    let api: Api<Rollout> = Api::namespaced(env.client.clone(), &ns.name);
-    create(
+    let RolloutTest {
+        env,
+        ns,
+        controller: _controller,
+        api,
+    } = RolloutTest::start("abort").await;
+    create_rollout(
         &api,
         rollout(
             "cart",
@@ -397,7 +368,7 @@ async fn abort_mid_way_leaves_only_stable_pods_serving() {
         ),
     )
     .await;
-    let v1 = wait_for(
+    let v1 = wait_for_rollout(
         &api,
         "cart",
         "phase Healthy",
@@ -408,7 +379,7 @@ async fn abort_mid_way_leaves_only_stable_pods_serving() {
     let (stable, _) = hashes(&v1);
 
     set_image(&api, "cart", "cart:2").await;
-    let paused = wait_for(
+    let paused = wait_for_rollout(
         &api,
         "cart",
         "the 50% pause",
@@ -420,7 +391,7 @@ async fn abort_mid_way_leaves_only_stable_pods_serving() {
     wait_for_pods(&env.client, &ns.name, "cart", &[(&stable, 2), (&canary, 2)]).await;
 
     firebreak(&["abort", "cart", "-n", &ns.name]).await;
-    let aborted = wait_for(
+    let aborted = wait_for_rollout(
         &api,
         "cart",
         "phase RolledBack",
@@ -444,7 +415,7 @@ async fn abort_mid_way_leaves_only_stable_pods_serving() {
         Some(Phase::RolledBack)
     );
     firebreak(&["retry", "cart", "-n", &ns.name]).await;
-    wait_for(
+    wait_for_rollout(
         &api,
         "cart",
         "the canary again",
@@ -456,15 +427,16 @@ async fn abort_mid_way_leaves_only_stable_pods_serving() {
 
 #[tokio::test]
 async fn a_canary_whose_pods_never_become_ready_is_rolled_back_at_the_deadline() {
-    let env = TestEnv::new().await;
-    install_crds(&env.client).await;
-    let ns = env.namespace("deadline").await;
-    let _controller = ControllerProcess::start(&ns.name);
-    let api: Api<Rollout> = Api::namespaced(env.client.clone(), &ns.name);
+    let RolloutTest {
+        env,
+        ns,
+        controller: _controller,
+        api,
+    } = RolloutTest::start("deadline").await;
     let mut body = rollout("api", 2, "api:1", json!([{"setWeight": 50}, {"pause": {}}]));
     body["spec"]["progressDeadlineSeconds"] = json!(8);
-    create(&api, body).await;
-    let v1 = wait_for(&api, "api", "phase Healthy", Duration::from_secs(60), |r| {
+    create_rollout(&api, body).await;
+    let v1 = wait_for_rollout(&api, "api", "phase Healthy", Duration::from_secs(60), |r| {
         phase(r) == Some(Phase::Healthy)
     })
     .await;
@@ -477,7 +449,7 @@ async fn a_canary_whose_pods_never_become_ready_is_rolled_back_at_the_deadline()
         .await
         .unwrap();
     let started = Instant::now();
-    let rolled_back = wait_for(
+    let rolled_back = wait_for_rollout(
         &api,
         "api",
         "phase RolledBack",
@@ -515,20 +487,21 @@ async fn a_canary_whose_pods_never_become_ready_is_rolled_back_at_the_deadline()
 
 #[tokio::test]
 async fn a_controller_killed_mid_rollout_finishes_it_exactly_once_after_restart() {
-    let env = TestEnv::new().await;
-    install_crds(&env.client).await;
-    let ns = env.namespace("controller-kill").await;
-    let mut controller = ControllerProcess::start(&ns.name);
-    let api: Api<Rollout> = Api::namespaced(env.client.clone(), &ns.name);
+    let RolloutTest {
+        env,
+        ns,
+        mut controller,
+        api,
+    } = RolloutTest::start("controller-kill").await;
     let steps = json!([{"setWeight": 20}, {"pause": {"duration": "3s"}}, {"setWeight": 60}, {"pause": {"duration": "3s"}}]);
-    create(&api, rollout("pay", 5, "pay:1", steps)).await;
-    wait_for(&api, "pay", "phase Healthy", Duration::from_secs(60), |r| {
+    create_rollout(&api, rollout("pay", 5, "pay:1", steps)).await;
+    wait_for_rollout(&api, "pay", "phase Healthy", Duration::from_secs(60), |r| {
         phase(r) == Some(Phase::Healthy)
     })
     .await;
 
     set_image(&api, "pay", "pay:2").await;
-    let mid = wait_for(
+    let mid = wait_for_rollout(
         &api,
         "pay",
         "the first pause",
@@ -543,7 +516,7 @@ async fn a_controller_killed_mid_rollout_finishes_it_exactly_once_after_restart(
     assert_eq!(step(&api.get("pay").await.unwrap()), Some(1));
     controller.restart();
 
-    let done = wait_for(&api, "pay", "promotion", Duration::from_secs(90), |r| {
+    let done = wait_for_rollout(&api, "pay", "promotion", Duration::from_secs(90), |r| {
         phase(r) == Some(Phase::Healthy) && hashes(r).0 == canary
     })
     .await;

@@ -423,3 +423,80 @@ impl OwnPrometheus {
         .await;
     }
 }
+
+/// Creates the Rollout described by `body` (JSON), panicking with the API error.
+pub async fn create_rollout(
+    api: &Api<firebreak::api::Rollout>,
+    body: serde_json::Value,
+) -> firebreak::api::Rollout {
+    let rollout: firebreak::api::Rollout =
+        serde_json::from_value(body).expect("test Rollout deserializes");
+    api.create(&PostParams::default(), &rollout)
+        .await
+        .expect("creating Rollout")
+}
+
+/// The Rollout's phase, if it has a status.
+pub fn phase(r: &firebreak::api::Rollout) -> Option<firebreak::api::Phase> {
+    r.status.as_ref().and_then(|s| s.phase)
+}
+
+/// Polls the Rollout every 200 ms until `check` holds; after `timeout`, panics naming `what` and
+/// showing the last status (without its timeline, for brevity).
+pub async fn wait_for_rollout(
+    api: &Api<firebreak::api::Rollout>,
+    name: &str,
+    what: &str,
+    timeout: Duration,
+    check: impl Fn(&firebreak::api::Rollout) -> bool,
+) -> firebreak::api::Rollout {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let rollout = api.get(name).await.expect("reading Rollout");
+        if check(&rollout) {
+            return rollout;
+        }
+        if std::time::Instant::now() > deadline {
+            let status = rollout.status.map(|mut s| {
+                s.timeline.clear();
+                s
+            });
+            panic!(
+                "timed out after {timeout:?} waiting for {what}; last status: {}",
+                serde_json::to_string_pretty(&status).unwrap()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The usual set-up of a rollout test: the environment, the CRDs, a namespace of the test's own
+/// and a controller watching it. Destructure it: `let RolloutTest { env, ns, controller, api } =
+/// RolloutTest::start("my-test").await;`
+pub struct RolloutTest {
+    /// The environment.
+    pub env: TestEnv,
+    /// The test's namespace (deleted on drop).
+    pub ns: TestNamespace,
+    /// The controller watching it (killed on drop).
+    pub controller: ControllerProcess,
+    /// Rollouts in the namespace.
+    pub api: Api<firebreak::api::Rollout>,
+}
+
+impl RolloutTest {
+    /// Sets everything up for the test named `test`.
+    pub async fn start(test: &str) -> RolloutTest {
+        let env = TestEnv::new().await;
+        install_crds(&env.client).await;
+        let ns = env.namespace(test).await;
+        let controller = ControllerProcess::start(&ns.name);
+        let api = Api::namespaced(env.client.clone(), &ns.name);
+        RolloutTest {
+            env,
+            ns,
+            controller,
+            api,
+        }
+    }
+}

@@ -7,7 +7,7 @@ use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::json;
 
-use crate::api::{PAUSED_ANNOTATION, REQUEST_ANNOTATION_PREFIX, Rollout};
+use crate::api::{Incident, PAUSED_ANNOTATION, REQUEST_ANNOTATION_PREFIX, Rollout};
 
 /// Progressive delivery for Kubernetes.
 #[derive(Debug, Parser)]
@@ -55,6 +55,23 @@ enum Command {
     Pause(Target),
     /// Continue a rollout held by `pause`.
     Resume(Target),
+    /// Print a Markdown postmortem draft of an Incident (`firebreak incidents` lists them).
+    Postmortem {
+        /// Name of the Incident.
+        incident: String,
+        /// Namespace (default: the kubeconfig context's).
+        #[arg(short, long)]
+        namespace: Option<String>,
+    },
+    /// List Incidents, newest first.
+    Incidents {
+        /// Namespace (default: the kubeconfig context's).
+        #[arg(short, long, conflicts_with = "all_namespaces")]
+        namespace: Option<String>,
+        /// List the Incidents of every namespace.
+        #[arg(short = 'A', long)]
+        all_namespaces: bool,
+    },
     /// Run the fleet simulator (development and tests): serves per-pod request counters for
     /// Prometheus and simulates crashing containers.
     SimulateFleet(crate::fleet::FleetConfig),
@@ -150,8 +167,130 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("rollout {name}: resumed");
             Ok(())
         }
+        Command::Postmortem {
+            incident,
+            namespace,
+        } => {
+            let client = client().await?;
+            let namespace = namespace.unwrap_or_else(|| client.default_namespace().to_string());
+            let api: Api<Incident> = Api::namespaced(client, &namespace);
+            let record = api
+                .get_opt(&incident)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot read Incident {namespace}/{incident}: {e}"))?
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "Incident {namespace}/{incident} not found; list them with `firebreak incidents -n {namespace}`"
+                    )
+                })?;
+            print!("{}", crate::incident::postmortem::render(&record));
+            Ok(())
+        }
+        Command::Incidents {
+            namespace,
+            all_namespaces,
+        } => {
+            let client = client().await?;
+            let namespace = namespace.unwrap_or_else(|| client.default_namespace().to_string());
+            let api: Api<Incident> = if all_namespaces {
+                Api::all(client)
+            } else {
+                Api::namespaced(client, &namespace)
+            };
+            let list = api.list(&Default::default()).await.map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot list Incidents ({e}); is the CRD installed? Install it with `firebreak crd | kubectl apply --server-side -f -`"
+                )
+            })?;
+            if list.items.is_empty() {
+                if all_namespaces {
+                    println!("No incidents.");
+                } else {
+                    println!("No incidents in namespace {namespace}.");
+                }
+            } else {
+                let now = k8s_openapi::jiff::Timestamp::now();
+                print!("{}", incidents_table(list.items, all_namespaces, now));
+            }
+            Ok(())
+        }
         Command::SimulateFleet(config) => crate::fleet::run(client().await?, config).await,
     }
+}
+
+/// `firebreak incidents`: one aligned row per Incident, newest first (by detection time, else
+/// creation time); DETECTED is the age, as kubectl shows it (`45s`, `12m`, `3h`, `4d`).
+fn incidents_table(
+    mut incidents: Vec<Incident>,
+    all_namespaces: bool,
+    now: k8s_openapi::jiff::Timestamp,
+) -> String {
+    use kube::ResourceExt;
+    let when = |i: &Incident| {
+        i.spec
+            .anchor
+            .detected_at
+            .clone()
+            .or_else(|| i.metadata.creation_timestamp.clone())
+            .map(|t| t.0)
+    };
+    incidents.sort_by(|a, b| {
+        when(b)
+            .cmp(&when(a))
+            .then_with(|| a.name_any().cmp(&b.name_any()))
+    });
+    let mut rows = vec![vec![
+        "NAME".to_string(),
+        "ROLLOUT".into(),
+        "REVISION".into(),
+        "TRIAGE".into(),
+        "TRIGGER".into(),
+        "DETECTED".into(),
+    ]];
+    if all_namespaces {
+        rows[0].insert(0, "NAMESPACE".into());
+    }
+    for incident in &incidents {
+        let age = when(incident).map_or_else(
+            || "-".to_string(),
+            |t| {
+                let s = now.duration_since(t).as_secs().max(0);
+                match s {
+                    0..120 => format!("{s}s"),
+                    120..7_200 => format!("{}m", s / 60),
+                    7_200..172_800 => format!("{}h", s / 3_600),
+                    _ => format!("{}d", s / 86_400),
+                }
+            },
+        );
+        let mut row = vec![
+            incident.name_any(),
+            incident.spec.rollout.clone(),
+            incident.spec.revision.clone(),
+            incident.spec.triage.to_string(),
+            incident.spec.trigger.clone(),
+            age,
+        ];
+        if all_namespaces {
+            row.insert(0, incident.namespace().unwrap_or_default());
+        }
+        rows.push(row);
+    }
+    let widths: Vec<usize> = (0..rows[0].len())
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let line = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect::<Vec<_>>()
+            .join("   ");
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
 }
 
 async fn client() -> anyhow::Result<Client> {
@@ -212,5 +351,48 @@ async fn watch_status(
             );
         }
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn incident(namespace: &str, name: &str, detected: &str) -> Incident {
+        serde_json::from_value(json!({
+            "apiVersion": "firebreak.dev/v1alpha1",
+            "kind": "Incident",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {
+                "rollout": "checkout", "revision": "c8fff4b7d9", "stableRevision": "6d5b9c7f48",
+                "trigger": "AnalysisFailed", "summary": "", "triage": "change",
+                "blastRadius": {"maxWeight": 20, "servedSeconds": 395, "pods": 2},
+                "anchor": {"detectedAt": detected}, "change": {},
+            },
+        }))
+        .expect("an Incident")
+    }
+
+    #[test]
+    fn incidents_are_listed_newest_first_with_their_age() {
+        let now = "2025-03-08T05:04:40Z".parse().unwrap();
+        let table = incidents_table(
+            vec![
+                incident("shop", "older", "2025-03-06T03:00:00Z"),
+                incident("web", "newest", "2025-03-08T05:04:00Z"),
+                incident("shop", "middle", "2025-03-08T03:04:40Z"),
+            ],
+            true,
+            now,
+        );
+        let names: Vec<_> = table
+            .lines()
+            .map(|l| l.split_whitespace().nth(1).unwrap_or_default())
+            .collect();
+        assert_eq!(names, ["NAME", "newest", "middle", "older"], "{table}");
+        assert!(table.lines().nth(1).unwrap().ends_with("40s"), "{table}");
+        assert!(table.lines().nth(2).unwrap().ends_with("2h"), "{table}");
+        assert!(table.lines().nth(3).unwrap().ends_with("2d"), "{table}");
+        assert!(table.starts_with("NAMESPACE   NAME"), "{table}");
     }
 }

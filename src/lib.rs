@@ -16,5 +16,6 @@ pub mod api;
 pub mod cli;
 pub mod controller;
 pub mod fleet;
+pub mod incident;
 pub mod status;
 pub mod traffic;

@@ -59,6 +59,16 @@ pub fn render(rollout: &Rollout) -> String {
                 .unwrap_or("reason not recorded")
         );
     }
+    if let Some(incident) = &status.incident {
+        let ns = rollout
+            .namespace()
+            .map(|ns| format!(" -n {ns}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "Incident  {incident}  (firebreak postmortem {incident}{ns})"
+        );
+    }
     let _ = writeln!(
         out,
         "Replicas  {} desired, {} current, {} ready, {} available",

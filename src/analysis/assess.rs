@@ -35,6 +35,9 @@ pub enum Gate {
     Inconclusive(String),
     /// No data could be had: hold, retry with back-off.
     Unavailable(String),
+    /// An absolute ceiling broke in both arms alike: probably not this change. Hold (never
+    /// promote, never roll back) and record a `common-mode` incident.
+    CommonMode(String),
 }
 
 impl Gate {
@@ -45,6 +48,7 @@ impl Gate {
             Gate::Fail(_) => "Fail",
             Gate::Inconclusive(_) => "Inconclusive",
             Gate::Unavailable(_) => "Unavailable",
+            Gate::CommonMode(_) => "CommonMode",
         }
     }
 
@@ -52,7 +56,7 @@ impl Gate {
     pub fn message(&self) -> &str {
         match self {
             Gate::Pass => "all metrics pass",
-            Gate::Fail(m) | Gate::Inconclusive(m) | Gate::Unavailable(m) => m,
+            Gate::Fail(m) | Gate::Inconclusive(m) | Gate::Unavailable(m) | Gate::CommonMode(m) => m,
         }
     }
 }
@@ -235,6 +239,7 @@ pub fn assess(
 
     let mut fails = Vec::new();
     let mut holds = Vec::new();
+    let mut common = Vec::new();
     let mut unavailable = Vec::new();
     let mut adverse = false;
     let mut metrics = Vec::with_capacity(spec.metrics.len());
@@ -299,7 +304,7 @@ pub fn assess(
                         "Fail"
                     }
                     Verdict::CeilingBreached { .. } if v.is_common_mode() => {
-                        holds.push(format!(
+                        common.push(format!(
                             "metric {}: {summary}; the baseline is as bad, so this change is probably not the cause: holding instead of rolling back",
                             metric.name
                         ));
@@ -342,6 +347,8 @@ pub fn assess(
 
     let gate = if !fails.is_empty() {
         Gate::Fail(fails.join("; "))
+    } else if !common.is_empty() {
+        Gate::CommonMode(common.join("; "))
     } else if !unavailable.is_empty() {
         Gate::Unavailable(unavailable.join("; "))
     } else if !holds.is_empty() {

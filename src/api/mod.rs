@@ -1,9 +1,11 @@
 //! Firebreak's API types: the `Rollout` custom resource and its parts.
 
 mod duration;
+mod incident;
 mod rollout;
 
 pub use duration::{DURATION_PATTERN, DurationString, InvalidDuration};
+pub use incident::*;
 pub use rollout::*;
 
 /// Label put on every ReplicaSet and pod of a Rollout, with the Rollout's name as value.
@@ -27,7 +29,7 @@ use kube::CustomResourceExt;
 
 /// Every CRD Firebreak defines.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![bound_label_maps(Rollout::crd())]
+    vec![bound_label_maps(Rollout::crd()), Incident::crd()]
 }
 
 /// Most labels in `spec.selector.matchLabels` and `spec.template.metadata.labels`.

@@ -280,12 +280,31 @@ pub struct DenyWindow {
     pub to: String,
 }
 
-/// The kill switch: a ConfigMap key set to a safe value on rollback.
+/// The kill switch: a feature flag set to its safe value on rollback, before traffic moves back.
+/// The previous value is recorded and never restored by Firebreak itself
+/// (`firebreak restore-flag` does that on purpose).
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct KillSwitch {
-    /// The ConfigMap key to flip.
-    pub config_map: ConfigMapFlag,
+    /// A ConfigMap key to flip.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map: Option<ConfigMapFlag>,
+    /// An OpenFeature `FeatureFlag` (`core.openfeature.dev`) whose flag's default variant to
+    /// switch, if that CRD is installed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feature_flag: Option<FeatureFlagSwitch>,
+}
+
+/// An OpenFeature flag and its safe variant.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FeatureFlagSwitch {
+    /// Name of the `FeatureFlag` resource, in the Rollout's namespace.
+    pub name: String,
+    /// The flag's key in `spec.flagSpec.flags`.
+    pub flag: String,
+    /// The variant to make the default.
+    pub variant: String,
 }
 
 /// A ConfigMap key and the value that turns the new behaviour off.
@@ -422,6 +441,9 @@ pub struct RolloutStatus {
     /// Label selector of the pods, as a string (for the scale subresource and HPA).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<String>,
+    /// Name of the newest Incident of this Rollout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<String>,
     /// Canary analysis of the current canary: accumulated evidence per metric and the last look.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analysis: Option<AnalysisStatus>,

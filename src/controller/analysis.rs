@@ -35,6 +35,7 @@ fn gate_of(status: &AnalysisStatus) -> Gate {
         Some("Pass") => Gate::Pass,
         Some("Fail") => Gate::Fail(message),
         Some("Unavailable") => Gate::Unavailable(message),
+        Some("CommonMode") => Gate::CommonMode(message),
         _ => Gate::Inconclusive(message),
     }
 }

@@ -18,6 +18,8 @@ use crate::api::{
 };
 
 use super::analysis::AnalysisInput;
+use crate::api::Triage;
+use crate::incident::record::{IncidentPlan, incident_name};
 use super::conditions;
 use super::revisions::{
     Arm, DesiredReplicaSet, Revision, baseline_hash, replica_set_name, template_hash,
@@ -62,6 +64,10 @@ pub struct Plan {
     pub transitions: Vec<Transition>,
     /// When to look again even if nothing changes (a pause ending, a deadline).
     pub requeue_after: Duration,
+    /// An Incident to record (a rollback or a common-mode hold happened in this decision).
+    pub incident: Option<IncidentPlan>,
+    /// Mitigation comes first: scale the canary down before anything grows (a rollback).
+    pub mitigating: bool,
 }
 
 /// One transition, to be published as an Event.
@@ -122,6 +128,7 @@ struct Decider<'a> {
     renumber: Option<String>,
     promote_now: Option<String>,
     requeue: Duration,
+    incident: Option<IncidentPlan>,
     /// Apply scale-downs before scale-ups (a rollback: speed first).
     mitigating: bool,
 }
@@ -141,6 +148,7 @@ pub fn decide(observed: &Observed<'_>) -> Plan {
         renumber: None,
         promote_now: None,
         requeue: RESYNC,
+        incident: None,
         mitigating: false,
     };
     d.run();
@@ -460,6 +468,16 @@ impl<'a> Decider<'a> {
                         true,
                     );
                 }
+                Gate::CommonMode(why) if before.as_deref() != Some("CommonMode") => {
+                    let why = why.clone();
+                    self.record(
+                        "CommonModeHold",
+                        format!("holding canary {target}: {why}"),
+                        Some(target),
+                        true,
+                    );
+                    self.plan_incident("CommonModeHold", &why, Triage::CommonMode);
+                }
                 Gate::Pass | Gate::Inconclusive(_) if before.as_deref() == Some("Unavailable") => {
                     self.record(
                         "AnalysisRecovered",
@@ -673,7 +691,9 @@ impl<'a> Decider<'a> {
             gate.outcome().to_lowercase(),
             gate.message()
         );
-        if held >= deadline && on_inconclusive == OnInconclusive::Rollback {
+        // A common-mode problem is not this change's fault: it holds, whatever onInconclusive says.
+        let common_mode = matches!(gate, Gate::CommonMode(_));
+        if held >= deadline && on_inconclusive == OnInconclusive::Rollback && !common_mode {
             self.abort(
                 &format!(
                     "{why} for {}s (analysis.onInconclusive: Rollback)",
@@ -738,6 +758,11 @@ impl<'a> Decider<'a> {
     fn abort(&mut self, reason: &str, kind: &str) {
         let target = self.status.canary_revision.clone().unwrap_or_default();
         let stable = self.status.stable_revision.clone().unwrap_or_default();
+        let triage = match kind {
+            "AnalysisFailed" | "ProgressDeadlineExceeded" => Triage::Change,
+            _ => Triage::External,
+        };
+        self.plan_incident(kind, reason, triage);
         self.mitigating = true;
         self.baseline = None;
         self.clear_canary();
@@ -766,6 +791,26 @@ impl<'a> Decider<'a> {
         self.status.message = Some(format!(
             "revision {target} was rolled back ({reason}); stable revision {stable} serves all traffic. Change spec.template or run `firebreak retry` to roll it out again"
         ));
+    }
+
+    /// Prepares the Incident for the current canary (its name goes into status at once).
+    fn plan_incident(&mut self, trigger: &str, summary: &str, triage: Triage) {
+        let revision = self.status.canary_revision.clone().unwrap_or_default();
+        let name = incident_name(&self.rollout.name_any(), &revision, self.status.canary_started_at.as_ref());
+        self.status.incident = Some(name.clone());
+        self.incident = Some(IncidentPlan {
+            name,
+            trigger: trigger.to_string(),
+            summary: summary.to_string(),
+            triage,
+            pods: self.revision(&revision).map_or(0, |r| r.desired),
+            revision,
+            stable_revision: self.status.stable_revision.clone().unwrap_or_default(),
+            canary_started_at: self.status.canary_started_at.clone(),
+            max_weight: self.status.canary_weight,
+            analysis: self.status.analysis.clone(),
+            timeline: Vec::new(),
+        });
     }
 
     fn finish(mut self) -> Plan {
@@ -893,12 +938,17 @@ impl<'a> Decider<'a> {
             paused,
         );
 
+        if let Some(incident) = self.incident.as_mut() {
+            incident.timeline = self.status.timeline.clone();
+        }
         Plan {
             replica_sets,
             delete,
             status: self.status,
             transitions: self.transitions,
             requeue_after: self.requeue,
+            incident: self.incident,
+            mitigating: self.mitigating,
         }
     }
 

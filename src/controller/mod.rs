@@ -12,6 +12,8 @@
 
 pub mod analysis;
 pub mod conditions;
+pub mod mitigate;
+pub mod second_wave;
 pub mod decide;
 pub mod revisions;
 pub mod validate;
@@ -31,7 +33,9 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
 
-use crate::api::{Phase, ROLLOUT_LABEL, Rollout, RolloutStatus};
+use crate::api::{Incident, MitigationAction, Phase, ROLLOUT_LABEL, Rollout, RolloutStatus};
+use crate::traffic::{ReplicaWeighted, TrafficRouter, WeightOutcome};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use decide::{Observed, Plan};
 use revisions::{Revision, build_replica_set};
 
@@ -72,6 +76,8 @@ pub struct Context {
     pub client: Client,
     /// Publishes Kubernetes Events.
     pub recorder: Recorder,
+    /// Moves traffic (replica-weighted: traffic follows pods).
+    pub router: ReplicaWeighted,
 }
 
 /// Runs the controller until SIGTERM/SIGINT. `namespace`: watch only that namespace.
@@ -97,7 +103,7 @@ pub async fn run(client: Client, namespace: Option<String>) -> anyhow::Result<()
             instance: std::env::var("POD_NAME").ok(),
         },
     );
-    let context = Arc::new(Context { client, recorder });
+    let context = Arc::new(Context { client, recorder, router: ReplicaWeighted });
     info!(
         namespace = namespace.as_deref().unwrap_or("(all)"),
         "controller started"
@@ -185,18 +191,45 @@ async fn reconcile(
         analysis: analysis.as_ref(),
     });
 
-    act(&rs_api, &rollout, &revisions, &plan).await?;
+    let mitigation = act(&ctx, &rs_api, &rollout, &revisions, &plan).await?;
+    let incident = match &plan.incident {
+        Some(incident) => Some(create_incident(&ctx, &rollout, &spec, &revisions, incident, mitigation, now).await?),
+        None => None,
+    };
     record(&ctx, &api, &rollout, &plan).await?;
-    Ok(Action::requeue(plan.requeue_after))
+    notify(&ctx, &rollout, &plan, incident);
+    let second_wave = second_wave::check(&ctx, &rollout, Timestamp::now()).await;
+    let requeue = second_wave.map_or(plan.requeue_after, |w| w.min(plan.requeue_after));
+    Ok(Action::requeue(requeue))
 }
 
-/// Applies the planned ReplicaSets (only those that differ) and deletes the retired ones.
+/// Applies the planned ReplicaSets (only those that differ) and deletes the retired ones. In a
+/// rollback the kill switch is flipped first and traffic moved before the canary shrinks; the
+/// mitigation actions are returned with their times, for the Incident.
 async fn act(
+    ctx: &Context,
     api: &Api<ReplicaSet>,
     rollout: &Rollout,
     observed: &[Revision],
     plan: &Plan,
-) -> Result<(), Error> {
+) -> Result<Vec<MitigationAction>, Error> {
+    let mut mitigation = Vec::new();
+    if plan.mitigating
+        && let Some(kill_switch) = &rollout.spec.kill_switch
+    {
+        let namespace = rollout.namespace().unwrap_or_default();
+        mitigation.extend(mitigate::flip(&ctx.client, &namespace, kill_switch).await);
+    }
+    let weight = plan.status.canary_weight.clamp(0, 100) as u8;
+    match ctx.router.set_weight(weight).await {
+        Ok(WeightOutcome::Routed) if plan.mitigating => mitigation.push(MitigationAction {
+            time: Time(Timestamp::now()),
+            action: "TrafficToStable".into(),
+            detail: format!("router {}: canary weight 0%", ctx.router.name()),
+        }),
+        Ok(_) => {}
+        Err(e) => warn!(error = %e, "traffic router failed"),
+    }
     let apply = PatchParams::apply(FIELD_MANAGER).force();
     for desired in &plan.replica_sets {
         let unchanged = observed.iter().any(|r| {
@@ -216,6 +249,22 @@ async fn act(
                 desired.name, desired.replicas
             )))?;
     }
+    if plan.mitigating {
+        let shrunk: Vec<String> = plan
+            .replica_sets
+            .iter()
+            .filter(|d| d.replicas == 0 && observed.iter().any(|r| r.name == d.name && r.desired > 0))
+            .map(|d| d.name.clone())
+            .collect();
+        mitigation.push(MitigationAction {
+            time: Time(Timestamp::now()),
+            action: "CanaryScaledDown".into(),
+            detail: format!(
+                "{} scaled to 0 pods; without a traffic router traffic follows pods, so the stable serves all requests",
+                if shrunk.is_empty() { "the canary ReplicaSet".to_string() } else { shrunk.join(", ") }
+            ),
+        });
+    }
     for name in &plan.delete {
         match api.delete(name, &DeleteParams::background()).await {
             Ok(_) => {}
@@ -223,7 +272,61 @@ async fn act(
             Err(e) => return Err(kube_err(format!("deleting ReplicaSet {name}"))(e)),
         }
     }
-    Ok(())
+    Ok(mitigation)
+}
+
+/// Sends the notifications the decision's transitions call for, in the background: a receiver
+/// never delays the controller.
+fn notify(ctx: &Context, rollout: &Rollout, plan: &Plan, incident: Option<Incident>) {
+    use crate::incident::notify::{NotificationEvent, spawn};
+    if rollout.spec.notifications.is_empty() {
+        return;
+    }
+    let mut now = rollout.clone();
+    now.status = Some(plan.status.clone());
+    for transition in &plan.transitions {
+        let event = match transition.reason.as_str() {
+            "CanaryStarted" => NotificationEvent::Started,
+            "Promoted" => NotificationEvent::Promoted,
+            "Aborted" | "AnalysisFailed" | "ProgressDeadlineExceeded" | "AnalysisInconclusive" => NotificationEvent::RolledBack,
+            "CommonModeHold" => NotificationEvent::Held,
+            _ => continue,
+        };
+        let about = matches!(event, NotificationEvent::RolledBack | NotificationEvent::Held).then(|| incident.clone()).flatten();
+        spawn(ctx.client.clone(), &now, event, about);
+    }
+}
+
+/// Creates the Incident a decision planned; one that already exists (a retried decision after a
+/// crash) is left as it is. Returns the record.
+async fn create_incident(
+    ctx: &Context,
+    rollout: &Rollout,
+    spec: &validate::ValidSpec,
+    revisions: &[Revision],
+    plan: &crate::incident::record::IncidentPlan,
+    mut mitigation: Vec<MitigationAction>,
+    now: Timestamp,
+) -> Result<Incident, Error> {
+    if plan.triage == crate::api::Triage::CommonMode {
+        mitigation.push(MitigationAction {
+            time: Time(now),
+            action: "Held".into(),
+            detail: "rollout held at its step; nothing rolled back, since the baseline is as bad as the canary".into(),
+        });
+    }
+    let stable = revisions
+        .iter()
+        .find(|r| r.hash == plan.stable_revision && r.arm == revisions::Arm::Revision)
+        .map(|r| &r.template);
+    let incident = crate::incident::record::build(rollout, plan, stable, &spec.template, mitigation, now);
+    let api: Api<Incident> = Api::namespaced(ctx.client.clone(), &rollout.namespace().unwrap_or_default());
+    match api.create(&kube::api::PostParams::default(), &incident).await {
+        Ok(_) => info!(incident = %plan.name, rollout = %rollout.name_any(), "incident recorded"),
+        Err(kube::Error::Api(e)) if e.code == 409 => {}
+        Err(e) => return Err(kube_err(format!("creating Incident {}", plan.name))(e)),
+    }
+    Ok(incident)
 }
 
 /// Writes the status when it changed, then publishes the transitions as Events.

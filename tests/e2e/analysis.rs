@@ -16,7 +16,7 @@ const TOTAL: &str = r#"sum(increase(http_requests_total{namespace="{{namespace}}
 
 /// A Rollout of 4 pods at 200 requests/second whose template carries the simulator's
 /// annotations, judged every 3 s on its error rate (and crashes).
-fn rollout(name: &str, prometheus: &str, steps: Value, error_rate: f64) -> Value {
+pub(crate) fn rollout(name: &str, prometheus: &str, steps: Value, error_rate: f64) -> Value {
     json!({
         "apiVersion": "firebreak.dev/v1alpha1",
         "kind": "Rollout",

@@ -5,6 +5,7 @@
 
 mod analysis;
 mod fleet;
+mod incident;
 mod rollout;
 mod smoke;
 mod support;

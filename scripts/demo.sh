@@ -90,4 +90,8 @@ sed -n '/^Rollout/,$p' "$logs/v3.txt"
 
 say "rollback reason"
 "$kubectl" get rollout checkout -n "$ns" -o jsonpath='{.status.rollbackReason}{"\n"}'
+say "the incident record (firebreak incidents, then the head of firebreak postmortem)"
+"$firebreak" incidents -n "$ns"
+incident="$("$kubectl" get rollout checkout -n "$ns" -o jsonpath='{.status.incident}')"
+"$firebreak" postmortem "$incident" -n "$ns" | sed -n '1,40p'
 printf '\ndemo finished in %ss\n' "$((SECONDS - started))"

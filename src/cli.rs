@@ -55,6 +55,8 @@ enum Command {
     Pause(Target),
     /// Continue a rollout held by `pause`.
     Resume(Target),
+    /// Put the rollout's kill switch back to the value it had before Firebreak flipped it.
+    RestoreFlag(Target),
     /// Print a Markdown postmortem draft of an Incident (`firebreak incidents` lists them).
     Postmortem {
         /// Name of the Incident.
@@ -157,6 +159,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
                 .await?;
             println!("rollout {name}: pause requested; `firebreak resume {name}` continues it");
+            Ok(())
+        }
+        Command::RestoreFlag(target) => {
+            let (api, name) = rollout_api(&target).await?;
+            let rollout = api.get(&name).await?;
+            let Some(kill_switch) = &rollout.spec.kill_switch else {
+                anyhow::bail!("rollout {name} has no spec.killSwitch");
+            };
+            let namespace = rollout.metadata.namespace.clone().unwrap_or_default();
+            for line in crate::controller::mitigate::restore(&client().await?, &namespace, kill_switch).await? {
+                println!("{line}");
+            }
             Ok(())
         }
         Command::Resume(target) => {

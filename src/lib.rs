@@ -13,6 +13,7 @@
 
 pub mod analysis;
 pub mod api;
+pub mod bench;
 pub mod cli;
 pub mod controller;
 pub mod fleet;

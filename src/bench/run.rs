@@ -132,8 +132,11 @@ pub struct Tally {
     /// Sum over runs of canary exposure (requests, or pod-seconds) served before the rollback,
     /// or over the whole horizon without one.
     pub exposure: f64,
-    /// Sum over runs of the canary's excess events in the same span.
+    /// Sum over runs of the canary's excess events in the same span (added in run order, so
+    /// the sum does not depend on the thread count).
     pub excess: f64,
+    /// `(run, excess)` of runs not yet added to `excess`.
+    pending_excess: Vec<(u64, f64)>,
 }
 
 impl Tally {
@@ -145,6 +148,15 @@ impl Tally {
         self.rollback_seconds.extend(&other.rollback_seconds);
         self.exposure += other.exposure;
         self.excess += other.excess;
+        self.pending_excess.extend(&other.pending_excess);
+    }
+
+    /// Adds the pending excess in run order.
+    fn settle(&mut self) {
+        self.pending_excess.sort_by_key(|(run, _)| *run);
+        for (_, excess) in self.pending_excess.drain(..) {
+            self.excess += excess;
+        }
     }
 
     /// `(median, p90)` seconds to rollback among rolled-back runs (nearest rank), if any.
@@ -287,8 +299,9 @@ pub fn run(
                                     }
                                 };
                                 let (exposure, excess) = stream.blast_radius(until);
+                                // Whole numbers: exact in any order.
                                 t.exposure += exposure;
-                                t.excess += excess;
+                                t.pending_excess.push((run, excess));
                             }
                         }
                         let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
@@ -316,6 +329,7 @@ pub fn run(
     for row in &mut tallies {
         for t in row {
             t.rollback_seconds.sort_unstable();
+            t.settle();
         }
     }
     Results {

@@ -12,7 +12,7 @@
 //! and run give the same stream on every machine, whatever the thread count, and every judge is
 //! handed the very same stream (common random numbers).
 
-use rand::{Rng, SeedableRng};
+use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Binomial, Distribution, Exp, Poisson};
 
@@ -304,22 +304,14 @@ impl Scenario {
         };
         let missing_10s = missing(BLOCKS);
         let missing_60s = missing(BLOCKS / 6);
-        let mut prefix = Vec::with_capacity(blocks.len() + 1);
-        prefix.push(Block::default());
-        for b in &blocks {
-            let last = *prefix.last().unwrap_or(&Block::default());
-            prefix.push(last.plus(b));
-        }
-        Stream {
+        Stream::new(
             seed,
-            weights: self.weights(),
+            self.weights(),
             blocks,
-            prefix,
             baseline_rate,
             pods,
-            missing_10s,
-            missing_60s,
-        }
+            [missing_10s, missing_60s],
+        )
     }
 }
 
@@ -418,6 +410,38 @@ pub struct Stream {
 }
 
 impl Stream {
+    /// A stream from its parts (hand-made streams in tests; [`Scenario::generate`] otherwise).
+    /// `baseline_rate` has one entry per block (missing entries count as 0); `missing` holds
+    /// the no-data flags of the looks at a 10-second and at a 1-minute cadence (missing entries
+    /// count as data).
+    pub fn new(
+        seed: u64,
+        weights: Weights,
+        blocks: Vec<Block>,
+        baseline_rate: Vec<f64>,
+        pods: Vec<PodHistory>,
+        missing: [Vec<bool>; 2],
+    ) -> Stream {
+        let mut prefix = Vec::with_capacity(blocks.len() + 1);
+        let mut total = Block::default();
+        prefix.push(total);
+        for b in &blocks {
+            total = total.plus(b);
+            prefix.push(total);
+        }
+        let [missing_10s, missing_60s] = missing;
+        Stream {
+            seed,
+            weights,
+            blocks,
+            prefix,
+            baseline_rate,
+            pods,
+            missing_10s,
+            missing_60s,
+        }
+    }
+
     /// The sum of blocks `range` (clamped to the stream).
     pub fn sum(&self, range: std::ops::Range<usize>) -> Block {
         let end = range.end.min(self.blocks.len());

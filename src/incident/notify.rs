@@ -801,7 +801,7 @@ impl Job {
         let Some(value) = data.get(key) else {
             let keys = data.keys().cloned().collect::<Vec<_>>();
             return Err(format!(
-                "Secret {namespace}/{secret} has no key {key:?} (its keys: {}); add it, e.g. `{create} --dry-run=client -o yaml | kubectl apply -f -`",
+                "Secret {namespace}/{secret} has no key {key:?} (its keys: {}); add it with `kubectl patch secret {secret} -n {namespace} --type merge -p '{{\"stringData\":{{\"{key}\":\"<webhook URL>\"}}}}'`",
                 if keys.is_empty() {
                     "none".to_string()
                 } else {
@@ -1085,6 +1085,7 @@ status:
             Some(&incident_at_rollback()),
         );
         let payload = slack_payload(&msg);
+        println!("PAYLOAD<<{}>>END", serde_json::to_string_pretty(&payload).unwrap());
         let text = payload["text"].as_str().expect("text");
         assert!(text.contains("Impact: canary c8fff4b7d9"));
         let blocks = payload["blocks"].as_array().expect("blocks");

@@ -124,6 +124,21 @@ async fn a_bad_canary_leaves_an_incident_and_the_kill_switch_flips_before_it_shr
     watch.abort();
     assert!(flipped < scaled_down, "ConfigMap flipped at revision {flipped}, canary scaled down at {scaled_down}");
 
+    // The second-wave check: the stable went back to its level after the rollback.
+    let incidents: Api<Incident> = Api::namespaced(env.client.clone(), &ns.name);
+    let name = incident.name_any();
+    let wave = eventually("the second-wave check to end", Duration::from_secs(60), || {
+        let incidents = incidents.clone();
+        let name = name.clone();
+        async move {
+            let wave = incidents.get(&name).await.ok()?.status?.second_wave?;
+            (wave.state != "Watching").then_some(wave)
+        }
+    })
+    .await;
+    assert_eq!(wave.state, "Recovered", "{wave:?}");
+    assert!(wave.message.contains("stable error rate"), "{wave:?}");
+
     // `firebreak restore-flag` puts it back on purpose.
     crate::support::firebreak(&["restore-flag", "shop", "-n", &ns.name]).await;
     let flags = config_maps.get("flags").await.unwrap();

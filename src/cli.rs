@@ -168,7 +168,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 anyhow::bail!("rollout {name} has no spec.killSwitch");
             };
             let namespace = rollout.metadata.namespace.clone().unwrap_or_default();
-            for line in crate::controller::mitigate::restore(&client().await?, &namespace, kill_switch).await? {
+            for line in
+                crate::controller::mitigate::restore(&client().await?, &namespace, kill_switch)
+                    .await?
+            {
                 println!("{line}");
             }
             Ok(())

@@ -145,7 +145,9 @@ impl JudgeKind {
             JudgeKind::ArgoF0 => {
                 "Argo Rollouts AnalysisTemplate, `successCondition: isNaN(result[0]) || result[0] <= 5×baseline` on the canary's rate over each look's window, `failureLimit: 0`"
             }
-            JudgeKind::ArgoF3 => "as argo-f0 with `failureLimit: 3` (abort on the 4th failed measurement)",
+            JudgeKind::ArgoF3 => {
+                "as argo-f0 with `failureLimit: 3` (abort on the 4th failed measurement)"
+            }
             JudgeKind::ArgoF3NanFails => {
                 "as argo-f3 with the documented plain `successCondition: result[0] <= 5×baseline`: a window without canary requests (NaN) fails the measurement"
             }

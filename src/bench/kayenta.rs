@@ -195,11 +195,20 @@ mod tests {
     fn a_clearly_higher_canary_is_high() {
         let baseline: Vec<f64> = (0..60).map(|i| 0.01 + 0.001 * f64::from(i % 7)).collect();
         let canary: Vec<f64> = baseline.iter().map(|v| v * 3.0).collect();
-        assert_eq!(classify(&canary, &baseline, &mut rng()), Classification::High);
-        assert_eq!(classify(&baseline, &baseline, &mut rng()), Classification::Pass);
+        assert_eq!(
+            classify(&canary, &baseline, &mut rng()),
+            Classification::High
+        );
+        assert_eq!(
+            classify(&baseline, &baseline, &mut rng()),
+            Classification::Pass
+        );
         // A lower canary passes: direction is increase.
         let lower: Vec<f64> = baseline.iter().map(|v| v / 3.0).collect();
-        assert_eq!(classify(&lower, &baseline, &mut rng()), Classification::Pass);
+        assert_eq!(
+            classify(&lower, &baseline, &mut rng()),
+            Classification::Pass
+        );
     }
 
     #[test]
@@ -212,7 +221,10 @@ mod tests {
         canary[40] = 0.25;
         assert_eq!(remove_outliers(&canary), vec![0.0; 238]);
         let baseline = vec![0.0; 240];
-        assert_eq!(classify(&canary, &baseline, &mut rng()), Classification::Pass);
+        assert_eq!(
+            classify(&canary, &baseline, &mut rng()),
+            Classification::Pass
+        );
     }
 
     #[test]
@@ -226,6 +238,9 @@ mod tests {
     fn constant_arms_are_jittered_and_compared() {
         let canary = vec![0.5; 30];
         let baseline = vec![0.1; 30];
-        assert_eq!(classify(&canary, &baseline, &mut rng()), Classification::High);
+        assert_eq!(
+            classify(&canary, &baseline, &mut rng()),
+            Classification::High
+        );
     }
 }

@@ -111,7 +111,12 @@ fn share(k: u64, n: u64) -> f64 {
 
 fn with_interval(k: u64, n: u64) -> String {
     let (lo, hi) = wilson(k, n);
-    format!("{} [{}, {}]", percent(share(k, n)), percent(lo), percent(hi))
+    format!(
+        "{} [{}, {}]",
+        percent(share(k, n)),
+        percent(lo),
+        percent(hi)
+    )
 }
 
 fn minutes(seconds: u32) -> f64 {
@@ -180,7 +185,10 @@ fn pooled(results: &Results, judge: JudgeKind, keep: &dyn Fn(&Cell) -> bool) -> 
         })
 }
 
-fn errors_with(cell: &Cell, f: &dyn Fn(Traffic, f64, Regression, Weights, Nuisance) -> bool) -> bool {
+fn errors_with(
+    cell: &Cell,
+    f: &dyn Fn(Traffic, f64, Regression, Weights, Nuisance) -> bool,
+) -> bool {
     match cell.scenario {
         Scenario::Errors {
             traffic,
@@ -202,7 +210,12 @@ fn cell_name(cell: &Cell) -> String {
     match cell.scenario {
         Scenario::Errors { .. } => format!(
             "{} req/s, {} baseline, {}, weights {}, {} looks, nuisance {}",
-            l[1], l[2], l[3], l[4], cadence_label(cell.cadence), l[5]
+            l[1],
+            l[2],
+            l[3],
+            l[4],
+            cadence_label(cell.cadence),
+            l[5]
         ),
         Scenario::Crashes { .. } => format!(
             "crashes {} baseline, {}, weights {}, {} looks",
@@ -276,7 +289,9 @@ pub fn markdown(results: &Results, command: &str, plot: Option<&(PathBuf, bool)>
             md,
             "`{}`: share of runs rolled back by each minute, 10 req/s, 1% baseline errors, \
              R = 2, weight 20%, looks every minute, no nuisance.{}\n",
-            path.file_name().and_then(|f| f.to_str()).unwrap_or(PLOT_FILE),
+            path.file_name()
+                .and_then(|f| f.to_str())
+                .unwrap_or(PLOT_FILE),
             if *text {
                 ""
             } else {
@@ -323,8 +338,7 @@ fn targets(md: &mut String, results: &Results) {
         is_null(results, c) && !ratio_is(c.scenario.regression(), 1.0)
     });
     let (kn, nn) = pooled(results, fb, &|c| {
-        is_null(results, c)
-            && errors_with(c, &|t, _, _, _, _| t == Traffic::Constant(1.0))
+        is_null(results, c) && errors_with(c, &|t, _, _, _, _| t == Traffic::Constant(1.0))
     });
     let _ = writeln!(
         md,
@@ -599,9 +613,7 @@ fn detection(md: &mut String, results: &Results) {
             name.into(),
             Box::new(move |c: &Cell| {
                 errors_with(c, &|t, _, x, _, n| {
-                    x == r
-                        && n == Nuisance::None
-                        && matches!(t, Traffic::Constant(v) if v >= 10.0)
+                    x == r && n == Nuisance::None && matches!(t, Traffic::Constant(v) if v >= 10.0)
                 })
             }),
         ));
@@ -770,7 +782,14 @@ fn all_cells(md: &mut String, results: &Results) {
     let _ = writeln!(md, "## Every error cell: share of runs rolled back\n");
     header(
         md,
-        &["traffic", "baseline", "regression", "weights", "nuisance", "looks"],
+        &[
+            "traffic",
+            "baseline",
+            "regression",
+            "weights",
+            "nuisance",
+            "looks",
+        ],
     );
     for (i, cell) in results.cells.iter().enumerate() {
         if !matches!(cell.scenario, Scenario::Errors { .. }) {
@@ -900,9 +919,9 @@ pub fn plot(results: &Results, path: &Path) -> Result<Option<bool>, String> {
             .map_err(|e| err(&e))?;
         if text {
             let c = colour(j);
-            series
-                .label(judge.name())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(3)));
+            series.label(judge.name()).legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(3))
+            });
         }
     }
     if text {

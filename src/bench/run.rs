@@ -175,7 +175,10 @@ impl Tally {
         if self.runs == 0 {
             return 0.0;
         }
-        self.rollback_seconds.iter().filter(|&&t| t <= seconds).count() as f64
+        self.rollback_seconds
+            .iter()
+            .filter(|&&t| t <= seconds)
+            .count() as f64
             / self.runs as f64
     }
 }

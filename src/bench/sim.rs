@@ -345,7 +345,9 @@ impl Block {
         Block {
             canary_exposure: self.canary_exposure.saturating_sub(other.canary_exposure),
             canary_events: self.canary_events.saturating_sub(other.canary_events),
-            baseline_exposure: self.baseline_exposure.saturating_sub(other.baseline_exposure),
+            baseline_exposure: self
+                .baseline_exposure
+                .saturating_sub(other.baseline_exposure),
             baseline_events: self.baseline_events.saturating_sub(other.baseline_events),
         }
     }
@@ -645,7 +647,10 @@ fn crash_pods(
     let phase_start = |p: usize| (p * BLOCKS / phases) as u32 * BLOCK_SECONDS;
     let mut pods = Vec::new();
     // Canary pods: pod i appears in the first phase that needs it and stays.
-    let most = (0..phases).map(|p| canary_pods(weights, p)).max().unwrap_or(1);
+    let most = (0..phases)
+        .map(|p| canary_pods(weights, p))
+        .max()
+        .unwrap_or(1);
     for i in 0..most {
         let Some(first) = (0..phases).find(|&p| canary_pods(weights, p) > i) else {
             continue;
@@ -655,8 +660,13 @@ fn crash_pods(
             Regression::Ratio(r) => (baseline_per_hour * r, false),
             Regression::Hard => (baseline_per_hour, true),
         };
-        let (restarts, backoffs) =
-            container(rng, f64::from(from), f64::from(horizon), per_hour, crash_loop);
+        let (restarts, backoffs) = container(
+            rng,
+            f64::from(from),
+            f64::from(horizon),
+            per_hour,
+            crash_loop,
+        );
         pods.push(PodHistory {
             name: format!("canary-{i}"),
             canary: true,
@@ -674,8 +684,7 @@ fn crash_pods(
         let until = (0..phases)
             .find(|&p| CRASH_PODS - canary_pods(weights, p) <= i)
             .map_or(horizon, phase_start);
-        let (restarts, backoffs) =
-            container(rng, 0.0, f64::from(until), baseline_per_hour, false);
+        let (restarts, backoffs) = container(rng, 0.0, f64::from(until), baseline_per_hour, false);
         pods.push(PodHistory {
             name: format!("stable-{i}"),
             canary: false,
@@ -729,7 +738,11 @@ mod tests {
 
     #[test]
     fn streams_are_reproducible_and_differ_between_runs() {
-        let s = errors(Traffic::Constant(10.0), Regression::Ratio(1.0), Nuisance::None);
+        let s = errors(
+            Traffic::Constant(10.0),
+            Regression::Ratio(1.0),
+            Nuisance::None,
+        );
         assert_eq!(s.generate(7, 3), s.generate(7, 3));
         assert_ne!(s.generate(7, 3).blocks, s.generate(7, 4).blocks);
         assert_ne!(s.generate(7, 3).blocks, s.generate(8, 3).blocks);
@@ -737,11 +750,16 @@ mod tests {
 
     #[test]
     fn traffic_weights_and_error_rates_come_out_as_configured() {
-        let s = errors(Traffic::Constant(100.0), Regression::Ratio(2.0), Nuisance::None);
+        let s = errors(
+            Traffic::Constant(100.0),
+            Regression::Ratio(2.0),
+            Nuisance::None,
+        );
         let stream = s.generate(1, 0);
         let first = stream.sum(0..BLOCKS / 3);
         let last = stream.sum(2 * BLOCKS / 3..BLOCKS);
-        let share = |b: Block| b.canary_exposure as f64 / (b.canary_exposure + b.baseline_exposure) as f64;
+        let share =
+            |b: Block| b.canary_exposure as f64 / (b.canary_exposure + b.baseline_exposure) as f64;
         assert!((share(first) - 0.05).abs() < 0.005, "{}", share(first));
         assert!((share(last) - 0.5).abs() < 0.01, "{}", share(last));
         let all = stream.sum(0..BLOCKS);
@@ -762,20 +780,28 @@ mod tests {
 
     #[test]
     fn looks_partition_the_horizon_and_share_missing_flags() {
-        let s = errors(Traffic::Constant(10.0), Regression::Ratio(1.0), Nuisance::MissingScrapes);
+        let s = errors(
+            Traffic::Constant(10.0),
+            Regression::Ratio(1.0),
+            Nuisance::MissingScrapes,
+        );
         let stream = s.generate(2, 0);
         for cadence in [10, 60] {
             let looks = stream.looks(cadence);
             assert_eq!(looks.len() as u32 * cadence, HORIZON_SECONDS);
-            let total = looks
-                .iter()
-                .fold(Block::default(), |acc, l| acc.plus(&stream.sum(l.blocks.clone())));
+            let total = looks.iter().fold(Block::default(), |acc, l| {
+                acc.plus(&stream.sum(l.blocks.clone()))
+            });
             assert_eq!(total, stream.sum(0..BLOCKS));
             let missing = looks.iter().filter(|l| l.missing).count() as f64 / looks.len() as f64;
             assert!(missing > 0.02 && missing < 0.09, "{missing}");
             assert!(!looks.last().unwrap().missing);
         }
-        let quiet = errors(Traffic::Constant(10.0), Regression::Ratio(1.0), Nuisance::None);
+        let quiet = errors(
+            Traffic::Constant(10.0),
+            Regression::Ratio(1.0),
+            Nuisance::None,
+        );
         assert!(quiet.generate(2, 0).looks(10).iter().all(|l| !l.missing));
     }
 

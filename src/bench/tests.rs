@@ -1,10 +1,8 @@
 //! The benchmark's smoke test and the peers' rules on hand-made streams.
 
-use super::judges::{ArgoStyle, FlaggerStyle, Final, Judge, JudgeKind, NaiveZ, Oracle, Settings};
+use super::judges::{ArgoStyle, Final, FlaggerStyle, Judge, JudgeKind, NaiveZ, Oracle, Settings};
 use super::run::{Cell, Outcome, Results, grid, judge_stream, run};
-use super::sim::{
-    BLOCKS, Block, Look, Nuisance, Regression, Scenario, Stream, Traffic, Weights,
-};
+use super::sim::{BLOCKS, Block, Look, Nuisance, Regression, Scenario, Stream, Traffic, Weights};
 use super::stats::wilson;
 
 fn hand_made(blocks: Vec<Block>, missing_10s: Vec<bool>) -> Stream {
@@ -72,9 +70,15 @@ fn argo_nan_and_empty_results_follow_the_documented_conditions() {
     assert_eq!(drive(&mut ArgoStyle::new(0.05, 3, true), &stream), Ok(3));
     // Empty results are errors: 5 in a row (> consecutiveErrorLimit 4) abort, 4 do not.
     let healthy = vec![block((10, 0), (90, 0)); 8];
-    let five = hand_made(healthy.clone(), vec![false, true, true, true, true, true, false, false]);
+    let five = hand_made(
+        healthy.clone(),
+        vec![false, true, true, true, true, true, false, false],
+    );
     assert_eq!(drive(&mut ArgoStyle::new(0.05, 0, false), &five), Ok(5));
-    let four = hand_made(healthy, vec![true, true, true, true, false, true, true, false]);
+    let four = hand_made(
+        healthy,
+        vec![true, true, true, true, false, true, true, false],
+    );
     assert_eq!(
         drive(&mut ArgoStyle::new(0.05, 0, false), &four),
         Err(Final::Promote)
@@ -132,7 +136,10 @@ fn the_oracle_is_an_exact_binomial_test() {
     let (upper, lower) = oracle.tails(&stream);
     assert!((upper - theta.powi(20)).abs() < 1e-15, "{upper}");
     assert!((lower - 1.0).abs() < 1e-12);
-    assert_eq!(drive(&mut Oracle::new(1.2, 0.01), &stream), Err(Final::Rollback));
+    assert_eq!(
+        drive(&mut Oracle::new(1.2, 0.01), &stream),
+        Err(Final::Rollback)
+    );
     // 10 of 20: inconclusive. 0 of 40: P(X ≤ 0) = (5/11)^40, a promotion.
     let mut even = vec![block((100, 0), (100, 0)); 10];
     even[0] = block((100, 10), (100, 10));
@@ -221,7 +228,10 @@ fn smoke(runs: u64, threads: usize) -> Results {
 fn the_same_stream_reaches_every_judge_and_cadence_whatever_the_threads() {
     let one = smoke(6, 1);
     let two = smoke(6, 2);
-    assert_eq!(one.tallies, two.tallies, "results depend on the thread count");
+    assert_eq!(
+        one.tallies, two.tallies,
+        "results depend on the thread count"
+    );
     // The 10 s and 60 s cells of a scenario share their streams: the judges that ignore the
     // cadence (the oracle, Kayenta) must come out identical, run for run.
     for pair in one.cells.chunks(2) {
@@ -301,4 +311,32 @@ fn a_fixed_threshold_rolls_back_a_healthy_canary_at_night_and_firebreak_does_not
     let quick = super::run::quick_grid();
     assert!(quick.iter().any(|c| c.cadence == 60));
     assert_eq!(BLOCKS, 1440);
+}
+
+#[test]
+#[ignore]
+fn tmp_profile_judges() {
+    use std::time::Instant;
+    let settings = Settings::default();
+    for traffic in [1.0, 100.0] {
+        let scenario = Scenario::Errors {
+            traffic: Traffic::Constant(traffic),
+            baseline: 0.01,
+            regression: Regression::Ratio(1.0),
+            weights: Weights::Stepped,
+            nuisance: Nuisance::None,
+        };
+        let t0 = Instant::now();
+        let streams: Vec<Stream> = (0..20).map(|r| scenario.generate(1, r)).collect();
+        println!("traffic {traffic}: generate {:?}/stream", t0.elapsed() / 20);
+        for judge in JudgeKind::ALL {
+            for cadence in [10, 60] {
+                let t0 = Instant::now();
+                for s in &streams {
+                    judge_stream(judge, &scenario, cadence, &settings, s);
+                }
+                println!("  {} {cadence}s: {:?}/run", judge.name(), t0.elapsed() / 20);
+            }
+        }
+    }
 }

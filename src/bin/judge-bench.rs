@@ -46,7 +46,10 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let ratio_ok = |r: f64| r.is_finite() && r >= 1.0;
     if !(args.confidence > 0.0 && args.confidence < 1.0) {
-        eprintln!("--confidence must be strictly between 0 and 1, got {}", args.confidence);
+        eprintln!(
+            "--confidence must be strictly between 0 and 1, got {}",
+            args.confidence
+        );
         return ExitCode::from(2);
     }
     if !ratio_ok(args.max_ratio) || !ratio_ok(args.crash_max_ratio) {

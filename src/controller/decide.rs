@@ -18,8 +18,6 @@ use crate::api::{
 };
 
 use super::analysis::AnalysisInput;
-use crate::api::Triage;
-use crate::incident::record::{IncidentPlan, incident_name};
 use super::conditions;
 use super::revisions::{
     Arm, DesiredReplicaSet, Revision, baseline_hash, replica_set_name, template_hash,
@@ -27,6 +25,8 @@ use super::revisions::{
 use super::validate::{StepKind, ValidSpec};
 use crate::analysis::assess::Gate;
 use crate::api::OnInconclusive;
+use crate::api::Triage;
+use crate::incident::record::{IncidentPlan, incident_name};
 
 /// Default `spec.progressDeadlineSeconds`.
 pub const DEFAULT_PROGRESS_DEADLINE: Duration = Duration::from_secs(600);
@@ -796,7 +796,11 @@ impl<'a> Decider<'a> {
     /// Prepares the Incident for the current canary (its name goes into status at once).
     fn plan_incident(&mut self, trigger: &str, summary: &str, triage: Triage) {
         let revision = self.status.canary_revision.clone().unwrap_or_default();
-        let name = incident_name(&self.rollout.name_any(), &revision, self.status.canary_started_at.as_ref());
+        let name = incident_name(
+            &self.rollout.name_any(),
+            &revision,
+            self.status.canary_started_at.as_ref(),
+        );
         self.status.incident = Some(name.clone());
         self.incident = Some(IncidentPlan {
             name,

@@ -18,48 +18,82 @@ pub const PREVIOUS_VALUE_ANNOTATION: &str = "firebreak.dev/previous-value.";
 
 /// The OpenFeature `FeatureFlag` kind.
 pub fn feature_flag_resource() -> ApiResource {
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("core.openfeature.dev", "v1beta1", "FeatureFlag"), "featureflags")
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("core.openfeature.dev", "v1beta1", "FeatureFlag"),
+        "featureflags",
+    )
 }
 
 fn action(name: &str, detail: String) -> MitigationAction {
-    MitigationAction { time: Time(Timestamp::now()), action: name.to_string(), detail }
+    MitigationAction {
+        time: Time(Timestamp::now()),
+        action: name.to_string(),
+        detail,
+    }
 }
 
 /// Sets every flag of `kill_switch` to its safe value, recording the previous value in an
 /// annotation (only the first time, so a repeated flip keeps the original). Returns one action
 /// per flag; a failure is an action too (`KillSwitchFailed`) and never stops the rollback.
-pub async fn flip(client: &Client, namespace: &str, kill_switch: &KillSwitch) -> Vec<MitigationAction> {
+pub async fn flip(
+    client: &Client,
+    namespace: &str,
+    kill_switch: &KillSwitch,
+) -> Vec<MitigationAction> {
     let mut actions = Vec::new();
     if let Some(flag) = &kill_switch.config_map {
         let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
         let result = async {
             let current = api.get(&flag.name).await?;
-            let before = current.data.as_ref().and_then(|d| d.get(&flag.key)).cloned();
+            let before = current
+                .data
+                .as_ref()
+                .and_then(|d| d.get(&flag.key))
+                .cloned();
             let annotation = format!("{PREVIOUS_VALUE_ANNOTATION}{}", flag.key);
             let mut annotations = serde_json::Map::new();
             if !current.annotations().contains_key(&annotation) {
                 annotations.insert(annotation, json!(before.clone().unwrap_or_default()));
             }
-            let patch = json!({"metadata": {"annotations": annotations}, "data": {&flag.key: &flag.value}});
-            api.patch(&flag.name, &PatchParams::apply(FIELD_MANAGER), &Patch::Merge(&patch)).await?;
+            let patch =
+                json!({"metadata": {"annotations": annotations}, "data": {&flag.key: &flag.value}});
+            api.patch(
+                &flag.name,
+                &PatchParams::apply(FIELD_MANAGER),
+                &Patch::Merge(&patch),
+            )
+            .await?;
             Ok::<_, kube::Error>(before)
         }
         .await;
         actions.push(match result {
             Ok(before) => action(
                 "KillSwitchFlipped",
-                format!("ConfigMap {} key {}: {:?} → {:?}", flag.name, flag.key, before.unwrap_or_default(), flag.value),
+                format!(
+                    "ConfigMap {} key {}: {:?} → {:?}",
+                    flag.name,
+                    flag.key,
+                    before.unwrap_or_default(),
+                    flag.value
+                ),
             ),
-            Err(e) => action("KillSwitchFailed", format!("ConfigMap {} key {}: {e}", flag.name, flag.key)),
+            Err(e) => action(
+                "KillSwitchFailed",
+                format!("ConfigMap {} key {}: {e}", flag.name, flag.key),
+            ),
         });
     }
     if let Some(flag) = &kill_switch.feature_flag {
-        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &feature_flag_resource());
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(client.clone(), namespace, &feature_flag_resource());
         let result = async {
             let current = api.get(&flag.name).await?;
             let before = current
                 .data
-                .pointer(&format!("/spec/flagSpec/flags/{}/defaultVariant", flag.flag))
+                .pointer(&format!(
+                    "/spec/flagSpec/flags/{}/defaultVariant",
+                    flag.flag
+                ))
                 .and_then(|v| v.as_str())
                 .map(str::to_string);
             let annotation = format!("{PREVIOUS_VALUE_ANNOTATION}{}", flag.flag);
@@ -71,7 +105,12 @@ pub async fn flip(client: &Client, namespace: &str, kill_switch: &KillSwitch) ->
                 "metadata": {"annotations": annotations},
                 "spec": {"flagSpec": {"flags": {&flag.flag: {"defaultVariant": &flag.variant}}}}
             });
-            api.patch(&flag.name, &PatchParams::apply(FIELD_MANAGER), &Patch::Merge(&patch)).await?;
+            api.patch(
+                &flag.name,
+                &PatchParams::apply(FIELD_MANAGER),
+                &Patch::Merge(&patch),
+            )
+            .await?;
             Ok::<_, kube::Error>(before)
         }
         .await;
@@ -88,9 +127,15 @@ pub async fn flip(client: &Client, namespace: &str, kill_switch: &KillSwitch) ->
             ),
             Err(kube::Error::Api(e)) if e.code == 404 => action(
                 "KillSwitchFailed",
-                format!("FeatureFlag {}: not found (is the OpenFeature operator's CRD installed?)", flag.name),
+                format!(
+                    "FeatureFlag {}: not found (is the OpenFeature operator's CRD installed?)",
+                    flag.name
+                ),
             ),
-            Err(e) => action("KillSwitchFailed", format!("FeatureFlag {}: {e}", flag.name)),
+            Err(e) => action(
+                "KillSwitchFailed",
+                format!("FeatureFlag {}: {e}", flag.name),
+            ),
         });
     }
     actions
@@ -98,32 +143,61 @@ pub async fn flip(client: &Client, namespace: &str, kill_switch: &KillSwitch) ->
 
 /// Restores every flag of `kill_switch` to the value recorded before Firebreak flipped it, and
 /// removes the record. Returns a sentence per flag. Errors when a flag was never flipped.
-pub async fn restore(client: &Client, namespace: &str, kill_switch: &KillSwitch) -> anyhow::Result<Vec<String>> {
+pub async fn restore(
+    client: &Client,
+    namespace: &str,
+    kill_switch: &KillSwitch,
+) -> anyhow::Result<Vec<String>> {
     let mut done = Vec::new();
     if let Some(flag) = &kill_switch.config_map {
         let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
         let current = api.get(&flag.name).await?;
         let annotation = format!("{PREVIOUS_VALUE_ANNOTATION}{}", flag.key);
         let Some(previous) = current.annotations().get(&annotation).cloned() else {
-            anyhow::bail!("ConfigMap {} has no {annotation} annotation: Firebreak never flipped key {}", flag.name, flag.key);
+            anyhow::bail!(
+                "ConfigMap {} has no {annotation} annotation: Firebreak never flipped key {}",
+                flag.name,
+                flag.key
+            );
         };
         let patch = json!({"metadata": {"annotations": {&annotation: null}}, "data": {&flag.key: &previous}});
-        api.patch(&flag.name, &PatchParams::apply(FIELD_MANAGER), &Patch::Merge(&patch)).await?;
-        done.push(format!("ConfigMap {} key {} restored to {previous:?}", flag.name, flag.key));
+        api.patch(
+            &flag.name,
+            &PatchParams::apply(FIELD_MANAGER),
+            &Patch::Merge(&patch),
+        )
+        .await?;
+        done.push(format!(
+            "ConfigMap {} key {} restored to {previous:?}",
+            flag.name, flag.key
+        ));
     }
     if let Some(flag) = &kill_switch.feature_flag {
-        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &feature_flag_resource());
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(client.clone(), namespace, &feature_flag_resource());
         let current = api.get(&flag.name).await?;
         let annotation = format!("{PREVIOUS_VALUE_ANNOTATION}{}", flag.flag);
         let Some(previous) = current.annotations().get(&annotation).cloned() else {
-            anyhow::bail!("FeatureFlag {} has no {annotation} annotation: Firebreak never flipped flag {}", flag.name, flag.flag);
+            anyhow::bail!(
+                "FeatureFlag {} has no {annotation} annotation: Firebreak never flipped flag {}",
+                flag.name,
+                flag.flag
+            );
         };
         let patch = json!({
             "metadata": {"annotations": {&annotation: null}},
             "spec": {"flagSpec": {"flags": {&flag.flag: {"defaultVariant": &previous}}}}
         });
-        api.patch(&flag.name, &PatchParams::apply(FIELD_MANAGER), &Patch::Merge(&patch)).await?;
-        done.push(format!("FeatureFlag {} flag {} default variant restored to {previous:?}", flag.name, flag.flag));
+        api.patch(
+            &flag.name,
+            &PatchParams::apply(FIELD_MANAGER),
+            &Patch::Merge(&patch),
+        )
+        .await?;
+        done.push(format!(
+            "FeatureFlag {} flag {} default variant restored to {previous:?}",
+            flag.name, flag.flag
+        ));
     }
     Ok(done)
 }

@@ -12,10 +12,10 @@
 
 pub mod analysis;
 pub mod conditions;
-pub mod mitigate;
-pub mod second_wave;
 pub mod decide;
+pub mod mitigate;
 pub mod revisions;
+pub mod second_wave;
 pub mod validate;
 
 use std::sync::Arc;
@@ -35,8 +35,8 @@ use tracing::{info, warn};
 
 use crate::api::{Incident, MitigationAction, Phase, ROLLOUT_LABEL, Rollout, RolloutStatus};
 use crate::traffic::{ReplicaWeighted, TrafficRouter, WeightOutcome};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use decide::{Observed, Plan};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use revisions::{Revision, build_replica_set};
 
 /// The field manager of every write the controller makes.
@@ -103,7 +103,11 @@ pub async fn run(client: Client, namespace: Option<String>) -> anyhow::Result<()
             instance: std::env::var("POD_NAME").ok(),
         },
     );
-    let context = Arc::new(Context { client, recorder, router: ReplicaWeighted });
+    let context = Arc::new(Context {
+        client,
+        recorder,
+        router: ReplicaWeighted,
+    });
     info!(
         namespace = namespace.as_deref().unwrap_or("(all)"),
         "controller started"
@@ -193,7 +197,9 @@ async fn reconcile(
 
     let mitigation = act(&ctx, &rs_api, &rollout, &revisions, &plan).await?;
     let incident = match &plan.incident {
-        Some(incident) => Some(create_incident(&ctx, &rollout, &spec, &revisions, incident, mitigation, now).await?),
+        Some(incident) => Some(
+            create_incident(&ctx, &rollout, &spec, &revisions, incident, mitigation, now).await?,
+        ),
         None => None,
     };
     record(&ctx, &api, &rollout, &plan).await?;
@@ -253,7 +259,9 @@ async fn act(
         let shrunk: Vec<String> = plan
             .replica_sets
             .iter()
-            .filter(|d| d.replicas == 0 && observed.iter().any(|r| r.name == d.name && r.desired > 0))
+            .filter(|d| {
+                d.replicas == 0 && observed.iter().any(|r| r.name == d.name && r.desired > 0)
+            })
             .map(|d| d.name.clone())
             .collect();
         mitigation.push(MitigationAction {
@@ -288,11 +296,18 @@ fn notify(ctx: &Context, rollout: &Rollout, plan: &Plan, incident: Option<Incide
         let event = match transition.reason.as_str() {
             "CanaryStarted" => NotificationEvent::Started,
             "Promoted" => NotificationEvent::Promoted,
-            "Aborted" | "AnalysisFailed" | "ProgressDeadlineExceeded" | "AnalysisInconclusive" => NotificationEvent::RolledBack,
+            "Aborted" | "AnalysisFailed" | "ProgressDeadlineExceeded" | "AnalysisInconclusive" => {
+                NotificationEvent::RolledBack
+            }
             "CommonModeHold" => NotificationEvent::Held,
             _ => continue,
         };
-        let about = matches!(event, NotificationEvent::RolledBack | NotificationEvent::Held).then(|| incident.clone()).flatten();
+        let about = matches!(
+            event,
+            NotificationEvent::RolledBack | NotificationEvent::Held
+        )
+        .then(|| incident.clone())
+        .flatten();
         spawn(ctx.client.clone(), &now, event, about);
     }
 }
@@ -319,9 +334,14 @@ async fn create_incident(
         .iter()
         .find(|r| r.hash == plan.stable_revision && r.arm == revisions::Arm::Revision)
         .map(|r| &r.template);
-    let incident = crate::incident::record::build(rollout, plan, stable, &spec.template, mitigation, now);
-    let api: Api<Incident> = Api::namespaced(ctx.client.clone(), &rollout.namespace().unwrap_or_default());
-    match api.create(&kube::api::PostParams::default(), &incident).await {
+    let incident =
+        crate::incident::record::build(rollout, plan, stable, &spec.template, mitigation, now);
+    let api: Api<Incident> =
+        Api::namespaced(ctx.client.clone(), &rollout.namespace().unwrap_or_default());
+    match api
+        .create(&kube::api::PostParams::default(), &incident)
+        .await
+    {
         Ok(_) => info!(incident = %plan.name, rollout = %rollout.name_any(), "incident recorded"),
         Err(kube::Error::Api(e)) if e.code == 409 => {}
         Err(e) => return Err(kube_err(format!("creating Incident {}", plan.name))(e)),

@@ -26,7 +26,11 @@ pub const MAX_WINDOW: Duration = Duration::from_secs(600);
 
 /// The window: four analysis intervals, between [`MIN_WINDOW`] and [`MAX_WINDOW`].
 pub fn window(rollout: &Rollout) -> Duration {
-    let interval = rollout.spec.analysis.as_ref().map_or(assess::DEFAULT_INTERVAL, assess::interval);
+    let interval = rollout
+        .spec
+        .analysis
+        .as_ref()
+        .map_or(assess::DEFAULT_INTERVAL, assess::interval);
     (interval * 4).clamp(MIN_WINDOW, MAX_WINDOW)
 }
 
@@ -72,7 +76,9 @@ pub async fn check(ctx: &Context, rollout: &Rollout, now: Timestamp) -> Option<D
     let length = window(rollout);
     let until = match &wave {
         None => {
-            let until = now.checked_add(SignedDuration::try_from(length).ok()?).ok()?;
+            let until = now
+                .checked_add(SignedDuration::try_from(length).ok()?)
+                .ok()?;
             write(SecondWave {
                 state: "Watching".into(),
                 until: Some(Time(until)),
@@ -114,7 +120,10 @@ pub async fn check(ctx: &Context, rollout: &Rollout, now: Timestamp) -> Option<D
                 rollout: &rollout_name,
                 interval: &interval,
             };
-            let arms = Arms { canary: vars.clone(), baseline: vars };
+            let arms = Arms {
+                canary: vars.clone(),
+                baseline: vars,
+            };
             match error_counts(&error_rate.prometheus, &arms, until.as_second()).await {
                 Ok(after) => {
                     let rate_before = if before.baseline_exposure > 0.0 {
@@ -122,7 +131,9 @@ pub async fn check(ctx: &Context, rollout: &Rollout, now: Timestamp) -> Option<D
                     } else {
                         0.0
                     };
-                    let max_ratio = error_rate.max_ratio.unwrap_or(assess::DEFAULT_ERROR_MAX_RATIO);
+                    let max_ratio = error_rate
+                        .max_ratio
+                        .unwrap_or(assess::DEFAULT_ERROR_MAX_RATIO);
                     let rate_after = if after.canary_exposure > 0.0 {
                         after.canary_events as f64 / after.canary_exposure
                     } else {
@@ -135,19 +146,32 @@ pub async fn check(ctx: &Context, rollout: &Rollout, now: Timestamp) -> Option<D
                         length.as_secs(),
                         rate_before * 100.0
                     );
-                    if recovered(after.canary_events, after.canary_exposure, rate_before, max_ratio) {
+                    if recovered(
+                        after.canary_events,
+                        after.canary_exposure,
+                        rate_before,
+                        max_ratio,
+                    ) {
                         ("Recovered", format!("{numbers}: back to its level"))
                     } else {
                         (
                             "NotRecovered",
-                            format!("{numbers}: still elevated, so the problem is probably not this change; look elsewhere"),
+                            format!(
+                                "{numbers}: still elevated, so the problem is probably not this change; look elsewhere"
+                            ),
                         )
                     }
                 }
-                Err(e) => ("Unknown", format!("could not measure the stable's error rate: {e}")),
+                Err(e) => (
+                    "Unknown",
+                    format!("could not measure the stable's error rate: {e}"),
+                ),
             }
         }
-        _ => ("Unknown", "no error-rate analysis to compare with".to_string()),
+        _ => (
+            "Unknown",
+            "no error-rate analysis to compare with".to_string(),
+        ),
     };
     write(SecondWave {
         state: state.into(),
@@ -156,7 +180,11 @@ pub async fn check(ctx: &Context, rollout: &Rollout, now: Timestamp) -> Option<D
     })
     .await;
     let event = Event {
-        type_: if state == "NotRecovered" { EventType::Warning } else { EventType::Normal },
+        type_: if state == "NotRecovered" {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
         reason: format!("SecondWave{state}"),
         note: Some(message),
         action: "SecondWaveCheck".into(),
@@ -166,9 +194,20 @@ pub async fn check(ctx: &Context, rollout: &Rollout, now: Timestamp) -> Option<D
         warn!(error = %e, "could not publish Event");
     }
     let mut finished = incident;
-    finished.status.get_or_insert_with(Default::default).second_wave =
-        Some(SecondWave { state: state.into(), until: Some(Time(until)), message: event.note.clone().unwrap_or_default() });
-    crate::incident::notify::spawn(ctx.client.clone(), rollout, crate::incident::notify::NotificationEvent::SecondWaveEnded, Some(finished));
+    finished
+        .status
+        .get_or_insert_with(Default::default)
+        .second_wave = Some(SecondWave {
+        state: state.into(),
+        until: Some(Time(until)),
+        message: event.note.clone().unwrap_or_default(),
+    });
+    crate::incident::notify::spawn(
+        ctx.client.clone(),
+        rollout,
+        crate::incident::notify::NotificationEvent::SecondWaveEnded,
+        Some(finished),
+    );
     None
 }
 
@@ -180,8 +219,17 @@ mod tests {
     fn recovery_tolerates_noise_but_not_a_lasting_rise() {
         assert!(recovered(10, 1000.0, 0.01, 1.5));
         assert!(recovered(14, 1000.0, 0.01, 1.5), "within 1.5x");
-        assert!(recovered(19, 1000.0, 0.01, 1.5), "within three standard errors of 1,000 requests");
-        assert!(!recovered(60, 1000.0, 0.01, 1.5), "6x the rate before: not recovered");
-        assert!(recovered(0, 0.0, 0.01, 1.5), "no traffic: nothing to say against it");
+        assert!(
+            recovered(19, 1000.0, 0.01, 1.5),
+            "within three standard errors of 1,000 requests"
+        );
+        assert!(
+            !recovered(60, 1000.0, 0.01, 1.5),
+            "6x the rate before: not recovered"
+        );
+        assert!(
+            recovered(0, 0.0, 0.01, 1.5),
+            "no traffic: nothing to say against it"
+        );
     }
 }

@@ -434,14 +434,21 @@ fn analysis_that_has_not_looked_yet_blocks_promotion() {
 fn a_rollback_plans_one_incident_named_after_the_canary_attempt() {
     let mut cluster = deployed(Rollout::test().with_analysis(OnInconclusive::Hold));
     cluster.set_image("web:2").settle();
-    cluster.analysis_says(Gate::Fail("metric http-errors: canary 5.0% vs baseline 1.0%".into()));
+    cluster.analysis_says(Gate::Fail(
+        "metric http-errors: canary 5.0% vs baseline 1.0%".into(),
+    ));
     let plan = cluster.decide();
     let incident = plan.incident.expect("an incident is planned");
     assert_eq!(incident.trigger, "AnalysisFailed");
     assert_eq!(incident.triage, crate::api::Triage::Change);
     assert_eq!(incident.revision, Cluster::hash_of("web:2"));
     assert_eq!(incident.max_weight, 10);
-    assert!(incident.timeline.iter().any(|e| e.reason == "AnalysisFailed"));
+    assert!(
+        incident
+            .timeline
+            .iter()
+            .any(|e| e.reason == "AnalysisFailed")
+    );
     assert_eq!(cluster.status().incident, Some(incident.name));
     assert!(plan.mitigating);
     assert_eq!(cluster.decide().incident, None, "recorded once");
@@ -455,7 +462,9 @@ fn a_common_mode_gate_holds_and_plans_a_common_mode_incident_once() {
             .with_steps(vec![weight(10), pause(Some("1m")), weight(50)]),
     );
     cluster.set_image("web:2").settle();
-    cluster.analysis_says(Gate::CommonMode("metric http-errors: both arms above 10%".into()));
+    cluster.analysis_says(Gate::CommonMode(
+        "metric http-errors: both arms above 10%".into(),
+    ));
     let plan = cluster.decide();
     let incident = plan.incident.expect("an incident is planned");
     assert_eq!(incident.triage, crate::api::Triage::CommonMode);
@@ -464,7 +473,14 @@ fn a_common_mode_gate_holds_and_plans_a_common_mode_incident_once() {
     let status = cluster.status();
     assert_eq!(status.phase, Some(Phase::Paused));
     assert_eq!(status.current_step_index, Some(1));
-    assert_eq!(cluster.timeline().iter().filter(|r| *r == "CommonModeHold").count(), 1);
+    assert_eq!(
+        cluster
+            .timeline()
+            .iter()
+            .filter(|r| *r == "CommonModeHold")
+            .count(),
+        1
+    );
 }
 
 /// A user or the world doing something between two decisions.

@@ -1085,7 +1085,6 @@ status:
             Some(&incident_at_rollback()),
         );
         let payload = slack_payload(&msg);
-        println!("PAYLOAD<<{}>>END", serde_json::to_string_pretty(&payload).unwrap());
         let text = payload["text"].as_str().expect("text");
         assert!(text.contains("Impact: canary c8fff4b7d9"));
         let blocks = payload["blocks"].as_array().expect("blocks");

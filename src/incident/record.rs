@@ -11,7 +11,7 @@ use kube::{Resource, ResourceExt};
 
 use crate::analysis::judge::MetricKind;
 use crate::api::{
-    Anchor, AnalysisStatus, BlastRadius, FieldChange, Incident, IncidentSpec, MetricEvidence,
+    AnalysisStatus, Anchor, BlastRadius, FieldChange, Incident, IncidentSpec, MetricEvidence,
     MitigationAction, ROLLOUT_LABEL, Rollout, SystemChange, TimelineEntry, Triage,
 };
 
@@ -107,16 +107,22 @@ pub fn build(
             } else {
                 0.0
             };
-            (e.canary_events() as f64 - baseline_rate * e.canary_exposure()).max(0.0).round() as u64
+            (e.canary_events() as f64 - baseline_rate * e.canary_exposure())
+                .max(0.0)
+                .round() as u64
         }),
         pods: plan.pods,
         restarts: crashes.map(|c| c.canary_max_restarts_per_pod()),
     };
 
     let evidence_turned_at = plan.analysis.as_ref().and_then(|a| a.adverse_since.clone());
-    let detect_from = evidence_turned_at.as_ref().or(plan.canary_started_at.as_ref()).map(|t| t.0);
+    let detect_from = evidence_turned_at
+        .as_ref()
+        .or(plan.canary_started_at.as_ref())
+        .map(|t| t.0);
     let time_to_detect_seconds = detect_from.map(|from| now.duration_since(from).as_secs().max(0));
-    let time_to_mitigate_seconds = (!mitigation.is_empty()).then(|| mitigated_at.duration_since(now).as_secs().max(0));
+    let time_to_mitigate_seconds =
+        (!mitigation.is_empty()).then(|| mitigated_at.duration_since(now).as_secs().max(0));
 
     let name = rollout.name_any();
     let owner = OwnerReference {
@@ -143,7 +149,9 @@ pub fn build(
                 evidence_turned_at,
                 detected_at: Some(Time(now)),
             },
-            change: SystemChange { fields: stable.map(|s| template_diff(s, canary)).unwrap_or_default() },
+            change: SystemChange {
+                fields: stable.map(|s| template_diff(s, canary)).unwrap_or_default(),
+            },
             mitigation,
             time_to_detect_seconds,
             time_to_mitigate_seconds,
@@ -178,27 +186,71 @@ pub fn template_diff(stable: &PodTemplateSpec, canary: &PodTemplateSpec) -> Vec<
     for name in names {
         let path = |field: &str| format!("containers[{name}].{field}");
         match (old.get(name), new.get(name)) {
-            (Some(_), None) => changes.push(FieldChange { path: format!("containers[{name}]"), stable: Some("present".into()), canary: None }),
+            (Some(_), None) => changes.push(FieldChange {
+                path: format!("containers[{name}]"),
+                stable: Some("present".into()),
+                canary: None,
+            }),
             (None, Some(c)) => changes.push(FieldChange {
                 path: format!("containers[{name}]"),
                 stable: None,
                 canary: Some(c.image.clone().unwrap_or_default()),
             }),
             (Some(a), Some(b)) => {
-                push(&mut changes, path("image"), a.image.clone(), b.image.clone());
-                push(&mut changes, path("command"), a.command.as_ref().map(|c| c.join(" ")), b.command.as_ref().map(|c| c.join(" ")));
-                push(&mut changes, path("args"), a.args.as_ref().map(|c| c.join(" ")), b.args.as_ref().map(|c| c.join(" ")));
+                push(
+                    &mut changes,
+                    path("image"),
+                    a.image.clone(),
+                    b.image.clone(),
+                );
+                push(
+                    &mut changes,
+                    path("command"),
+                    a.command.as_ref().map(|c| c.join(" ")),
+                    b.command.as_ref().map(|c| c.join(" ")),
+                );
+                push(
+                    &mut changes,
+                    path("args"),
+                    a.args.as_ref().map(|c| c.join(" ")),
+                    b.args.as_ref().map(|c| c.join(" ")),
+                );
                 let env = |c: &Container| -> BTreeMap<String, String> {
-                    c.env.iter().flatten().map(|e| (e.name.clone(), env_value(e))).collect()
+                    c.env
+                        .iter()
+                        .flatten()
+                        .map(|e| (e.name.clone(), env_value(e)))
+                        .collect()
                 };
                 let (ea, eb) = (env(a), env(b));
-                let keys: std::collections::BTreeSet<&String> = ea.keys().chain(eb.keys()).collect();
+                let keys: std::collections::BTreeSet<&String> =
+                    ea.keys().chain(eb.keys()).collect();
                 for key in keys {
-                    push(&mut changes, path(&format!("env[{key}]")), ea.get(key).cloned(), eb.get(key).cloned());
+                    push(
+                        &mut changes,
+                        path(&format!("env[{key}]")),
+                        ea.get(key).cloned(),
+                        eb.get(key).cloned(),
+                    );
                 }
-                push(&mut changes, path("resources"), compact(&a.resources), compact(&b.resources));
-                push(&mut changes, path("readinessProbe"), compact(&a.readiness_probe), compact(&b.readiness_probe));
-                push(&mut changes, path("livenessProbe"), compact(&a.liveness_probe), compact(&b.liveness_probe));
+                push(
+                    &mut changes,
+                    path("resources"),
+                    compact(&a.resources),
+                    compact(&b.resources),
+                );
+                push(
+                    &mut changes,
+                    path("readinessProbe"),
+                    compact(&a.readiness_probe),
+                    compact(&b.readiness_probe),
+                );
+                push(
+                    &mut changes,
+                    path("livenessProbe"),
+                    compact(&a.liveness_probe),
+                    compact(&b.liveness_probe),
+                );
             }
             (None, None) => {}
         }
@@ -206,9 +258,18 @@ pub fn template_diff(stable: &PodTemplateSpec, canary: &PodTemplateSpec) -> Vec<
     changes
 }
 
-fn push(changes: &mut Vec<FieldChange>, path: String, stable: Option<String>, canary: Option<String>) {
+fn push(
+    changes: &mut Vec<FieldChange>,
+    path: String,
+    stable: Option<String>,
+    canary: Option<String>,
+) {
     if stable != canary {
-        changes.push(FieldChange { path, stable, canary });
+        changes.push(FieldChange {
+            path,
+            stable,
+            canary,
+        });
     }
 }
 
@@ -218,11 +279,17 @@ fn env_value(e: &EnvVar) -> String {
     }
     match e.value_from.as_ref() {
         Some(from) if from.secret_key_ref.is_some() => {
-            let s = from.secret_key_ref.as_ref().unwrap_or_else(|| unreachable!());
+            let s = from
+                .secret_key_ref
+                .as_ref()
+                .unwrap_or_else(|| unreachable!());
             format!("(from Secret {} key {})", s.name, s.key)
         }
         Some(from) if from.config_map_key_ref.is_some() => {
-            let c = from.config_map_key_ref.as_ref().unwrap_or_else(|| unreachable!());
+            let c = from
+                .config_map_key_ref
+                .as_ref()
+                .unwrap_or_else(|| unreachable!());
             format!("(from ConfigMap {} key {})", c.name, c.key)
         }
         Some(_) => "(from a field or resource reference)".into(),
@@ -249,11 +316,24 @@ mod tests {
 
     #[test]
     fn the_diff_shows_images_and_env_but_never_secret_values() {
-        let stable = template("web:1", json!([{"name": "LOG", "value": "info"}, {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]));
-        let canary = template("web:2", json!([{"name": "LOG", "value": "debug"}, {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "s2", "key": "k"}}}]));
+        let stable = template(
+            "web:1",
+            json!([{"name": "LOG", "value": "info"}, {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]),
+        );
+        let canary = template(
+            "web:2",
+            json!([{"name": "LOG", "value": "debug"}, {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "s2", "key": "k"}}}]),
+        );
         let diff = template_diff(&stable, &canary);
         let paths: Vec<&str> = diff.iter().map(|c| c.path.as_str()).collect();
-        assert_eq!(paths, ["containers[web].image", "containers[web].env[LOG]", "containers[web].env[TOKEN]"]);
+        assert_eq!(
+            paths,
+            [
+                "containers[web].image",
+                "containers[web].env[LOG]",
+                "containers[web].env[TOKEN]"
+            ]
+        );
         assert_eq!(diff[0].canary.as_deref(), Some("web:2"));
         assert_eq!(diff[2].canary.as_deref(), Some("(from Secret s2 key k)"));
     }

@@ -22,11 +22,17 @@ async fn roll_out(api: &Api<Rollout>, name: &str, image: &str, annotations: Valu
         "metadata": {"annotations": annotations},
         "spec": {"containers": [{"name": "app", "image": image}]}
     }}});
-    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await.expect("patching the template");
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("patching the template");
 }
 
 async fn incident_of(client: &kube::Client, ns: &str, rollout: &Rollout) -> Incident {
-    let name = rollout.status.as_ref().and_then(|s| s.incident.clone()).expect("status.incident is set");
+    let name = rollout
+        .status
+        .as_ref()
+        .and_then(|s| s.incident.clone())
+        .expect("status.incident is set");
     let incidents: Api<Incident> = Api::namespaced(client.clone(), ns);
     eventually(&format!("Incident {name}"), Duration::from_secs(20), || {
         let incidents = incidents.clone();
@@ -45,17 +51,32 @@ fn close_to(observed: u64, n: f64, p: f64, sigmas: f64) -> bool {
 
 #[tokio::test]
 async fn a_bad_canary_leaves_an_incident_and_the_kill_switch_flips_before_it_shrinks() {
-    let RolloutTest { env, ns, controller: _controller, api } = RolloutTest::start("incident-record").await;
+    let RolloutTest {
+        env,
+        ns,
+        controller: _controller,
+        api,
+    } = RolloutTest::start("incident-record").await;
     let _fleet = Fleet::start(&ns.name, &[]).await.scraped_by(&env, &ns.name);
     let config_maps: Api<ConfigMap> = Api::namespaced(env.client.clone(), &ns.name);
-    let flags: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "flags"}, "data": {"new-checkout": "true"}})).unwrap();
-    config_maps.create(&PostParams::default(), &flags).await.unwrap();
+    let flags: ConfigMap = serde_json::from_value(
+        json!({"metadata": {"name": "flags"}, "data": {"new-checkout": "true"}}),
+    )
+    .unwrap();
+    config_maps
+        .create(&PostParams::default(), &flags)
+        .await
+        .unwrap();
 
     let steps = json!([{"setWeight": 50}, {"pause": {}}]);
     let mut body = analysed_rollout("shop", &env.prometheus_url, steps, 0.02);
-    body["spec"]["killSwitch"] = json!({"configMap": {"name": "flags", "key": "new-checkout", "value": "false"}});
+    body["spec"]["killSwitch"] =
+        json!({"configMap": {"name": "flags", "key": "new-checkout", "value": "false"}});
     create_rollout(&api, body).await;
-    wait_for_rollout(&api, "shop", "v1 Healthy", Duration::from_secs(60), |r| phase(r) == Some(Phase::Healthy)).await;
+    wait_for_rollout(&api, "shop", "v1 Healthy", Duration::from_secs(60), |r| {
+        phase(r) == Some(Phase::Healthy)
+    })
+    .await;
 
     // Record every ReplicaSet change with its resourceVersion: etcd revisions are global, so they
     // order the ConfigMap's change and the canary's scale-down.
@@ -63,78 +84,146 @@ async fn a_bad_canary_leaves_an_incident_and_the_kill_switch_flips_before_it_shr
     let replica_sets: Api<ReplicaSet> = Api::namespaced(env.client.clone(), &ns.name);
     let log = seen.clone();
     let watch = tokio::spawn(async move {
-        let mut events = watcher(replica_sets, watcher::Config::default()).applied_objects().boxed();
+        let mut events = watcher(replica_sets, watcher::Config::default())
+            .applied_objects()
+            .boxed();
         while let Some(Ok(rs)) = events.next().await {
             let replicas = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
-            let version = rs.resource_version().and_then(|v| v.parse().ok()).unwrap_or(0);
+            let version = rs
+                .resource_version()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
             log.lock().unwrap().push((rs.name_any(), replicas, version));
         }
     });
 
-    roll_out(&api, "shop", "shop:2", json!({"sim.firebreak.dev/error-rate": "0.10"})).await;
-    let rolled_back = wait_for_rollout(&api, "shop", "rollback", Duration::from_secs(120), |r| phase(r) == Some(Phase::RolledBack)).await;
+    roll_out(
+        &api,
+        "shop",
+        "shop:2",
+        json!({"sim.firebreak.dev/error-rate": "0.10"}),
+    )
+    .await;
+    let rolled_back = wait_for_rollout(&api, "shop", "rollback", Duration::from_secs(120), |r| {
+        phase(r) == Some(Phase::RolledBack)
+    })
+    .await;
     let incident = incident_of(&env.client, &ns.name, &rolled_back).await;
     let spec = &incident.spec;
-    assert_eq!((spec.trigger.as_str(), spec.triage), ("AnalysisFailed", Triage::Change));
+    assert_eq!(
+        (spec.trigger.as_str(), spec.triage),
+        ("AnalysisFailed", Triage::Change)
+    );
     assert_eq!(spec.rollout, "shop");
 
     // Location: the numbers agree with the simulator's configured rates.
-    let errors = spec.location.iter().find(|l| l.metric == "http-errors").expect("http-errors in location");
+    let errors = spec
+        .location
+        .iter()
+        .find(|l| l.metric == "http-errors")
+        .expect("http-errors in location");
     assert_eq!(errors.verdict, "Fail");
     assert!(errors.canary_exposure > 100.0, "{errors:?}");
-    assert!(close_to(errors.canary_events, errors.canary_exposure, 0.10, 4.0), "canary errors {errors:?} vs 10%");
-    assert!(close_to(errors.baseline_events, errors.baseline_exposure, 0.02, 4.0), "baseline errors {errors:?} vs 2%");
+    assert!(
+        close_to(errors.canary_events, errors.canary_exposure, 0.10, 4.0),
+        "canary errors {errors:?} vs 10%"
+    );
+    assert!(
+        close_to(errors.baseline_events, errors.baseline_exposure, 0.02, 4.0),
+        "baseline errors {errors:?} vs 2%"
+    );
     // Blast radius: requests and excess failures consistent with those rates.
     let blast = &spec.blast_radius;
-    assert_eq!(blast.canary_requests, Some(errors.canary_exposure.round() as u64));
+    assert_eq!(
+        blast.canary_requests,
+        Some(errors.canary_exposure.round() as u64)
+    );
     let excess = blast.excess_failed_requests.unwrap() as f64;
     let expected = 0.08 * errors.canary_exposure;
-    assert!((excess - expected).abs() <= 4.0 * (errors.canary_exposure * 0.1).sqrt() + 2.0, "excess {excess} vs {expected}");
+    assert!(
+        (excess - expected).abs() <= 4.0 * (errors.canary_exposure * 0.1).sqrt() + 2.0,
+        "excess {excess} vs {expected}"
+    );
     assert_eq!(blast.max_weight, 50);
     assert!(blast.pods >= 1);
     let share = blast.traffic_share.unwrap();
     assert!((0.3..0.7).contains(&share), "traffic share {share}");
     // System change, anchor, timeline.
-    let image = spec.change.fields.iter().find(|f| f.path == "containers[app].image").expect("image diff");
-    assert_eq!((image.stable.as_deref(), image.canary.as_deref()), (Some("shop:1"), Some("shop:2")));
+    let image = spec
+        .change
+        .fields
+        .iter()
+        .find(|f| f.path == "containers[app].image")
+        .expect("image diff");
+    assert_eq!(
+        (image.stable.as_deref(), image.canary.as_deref()),
+        (Some("shop:1"), Some("shop:2"))
+    );
     assert!(spec.anchor.canary_started_at.is_some() && spec.anchor.detected_at.is_some());
     assert!(spec.time_to_detect_seconds.is_some() && spec.time_to_mitigate_seconds.is_some());
     let reasons: Vec<&str> = spec.timeline.iter().map(|e| e.reason.as_str()).collect();
-    assert!(reasons.contains(&"CanaryStarted") && reasons.contains(&"AnalysisFailed"), "{reasons:?}");
+    assert!(
+        reasons.contains(&"CanaryStarted") && reasons.contains(&"AnalysisFailed"),
+        "{reasons:?}"
+    );
 
     // Mitigation: the kill switch first, then the canary scaled down.
     let actions: Vec<&str> = spec.mitigation.iter().map(|m| m.action.as_str()).collect();
-    assert_eq!(actions, ["KillSwitchFlipped", "CanaryScaledDown"], "{:?}", spec.mitigation);
+    assert_eq!(
+        actions,
+        ["KillSwitchFlipped", "CanaryScaledDown"],
+        "{:?}",
+        spec.mitigation
+    );
     assert!(spec.mitigation[0].time <= spec.mitigation[1].time);
     let flags = config_maps.get("flags").await.unwrap();
     assert_eq!(flags.data.as_ref().unwrap()["new-checkout"], "false");
-    assert_eq!(flags.annotations()["firebreak.dev/previous-value.new-checkout"], "true");
+    assert_eq!(
+        flags.annotations()["firebreak.dev/previous-value.new-checkout"],
+        "true"
+    );
     let flipped: u64 = flags.resource_version().unwrap().parse().unwrap();
     let canary_rs = format!("shop-{}", spec.revision);
-    let scaled_down = eventually("the canary's scale-down in the watch", Duration::from_secs(10), || {
-        let seen = seen.clone();
-        let canary_rs = canary_rs.clone();
-        async move {
-            let seen = seen.lock().unwrap();
-            let grew = seen.iter().position(|(n, r, _)| *n == canary_rs && *r > 0)?;
-            seen[grew..].iter().find(|(n, r, _)| *n == canary_rs && *r == 0).map(|(_, _, v)| *v)
-        }
-    })
+    let scaled_down = eventually(
+        "the canary's scale-down in the watch",
+        Duration::from_secs(10),
+        || {
+            let seen = seen.clone();
+            let canary_rs = canary_rs.clone();
+            async move {
+                let seen = seen.lock().unwrap();
+                let grew = seen
+                    .iter()
+                    .position(|(n, r, _)| *n == canary_rs && *r > 0)?;
+                seen[grew..]
+                    .iter()
+                    .find(|(n, r, _)| *n == canary_rs && *r == 0)
+                    .map(|(_, _, v)| *v)
+            }
+        },
+    )
     .await;
     watch.abort();
-    assert!(flipped < scaled_down, "ConfigMap flipped at revision {flipped}, canary scaled down at {scaled_down}");
+    assert!(
+        flipped < scaled_down,
+        "ConfigMap flipped at revision {flipped}, canary scaled down at {scaled_down}"
+    );
 
     // The second-wave check: the stable went back to its level after the rollback.
     let incidents: Api<Incident> = Api::namespaced(env.client.clone(), &ns.name);
     let name = incident.name_any();
-    let wave = eventually("the second-wave check to end", Duration::from_secs(60), || {
-        let incidents = incidents.clone();
-        let name = name.clone();
-        async move {
-            let wave = incidents.get(&name).await.ok()?.status?.second_wave?;
-            (wave.state != "Watching").then_some(wave)
-        }
-    })
+    let wave = eventually(
+        "the second-wave check to end",
+        Duration::from_secs(60),
+        || {
+            let incidents = incidents.clone();
+            let name = name.clone();
+            async move {
+                let wave = incidents.get(&name).await.ok()?.status?.second_wave?;
+                (wave.state != "Watching").then_some(wave)
+            }
+        },
+    )
     .await;
     assert_eq!(wave.state, "Recovered", "{wave:?}");
     assert!(wave.message.contains("stable error rate"), "{wave:?}");
@@ -145,25 +234,47 @@ async fn a_bad_canary_leaves_an_incident_and_the_kill_switch_flips_before_it_shr
     assert_eq!(flags.data.as_ref().unwrap()["new-checkout"], "true");
 
     // The postmortem renders from the record.
-    let postmortem = crate::support::firebreak(&["postmortem", &incident.name_any(), "-n", &ns.name]).await;
-    assert!(postmortem.contains("shop:2") && postmortem.contains("http-errors"), "{postmortem}");
+    let postmortem =
+        crate::support::firebreak(&["postmortem", &incident.name_any(), "-n", &ns.name]).await;
+    assert!(
+        postmortem.contains("shop:2") && postmortem.contains("http-errors"),
+        "{postmortem}"
+    );
 }
 
 #[tokio::test]
 async fn a_common_mode_failure_holds_and_is_triaged_common_mode() {
-    let RolloutTest { env, ns, controller: _controller, api } = RolloutTest::start("incident-common-mode").await;
+    let RolloutTest {
+        env,
+        ns,
+        controller: _controller,
+        api,
+    } = RolloutTest::start("incident-common-mode").await;
     let _fleet = Fleet::start(&ns.name, &[]).await.scraped_by(&env, &ns.name);
     let steps = json!([{"setWeight": 50}, {"pause": {"duration": "2s"}}]);
     // Both versions fail 30% of requests, far above the 10% ceiling: a shared dependency, not the change.
     let mut body = analysed_rollout("feed", &env.prometheus_url, steps, 0.30);
     body["spec"]["analysis"]["metrics"][0]["errorRate"]["maxRate"] = json!(0.10);
     create_rollout(&api, body).await;
-    wait_for_rollout(&api, "feed", "v1 Healthy", Duration::from_secs(60), |r| phase(r) == Some(Phase::Healthy)).await;
-
-    roll_out(&api, "feed", "feed:2", json!({"sim.firebreak.dev/error-rate": "0.30"})).await;
-    let held = wait_for_rollout(&api, "feed", "a common-mode hold", Duration::from_secs(120), |r| {
-        r.status.as_ref().is_some_and(|s| s.incident.is_some())
+    wait_for_rollout(&api, "feed", "v1 Healthy", Duration::from_secs(60), |r| {
+        phase(r) == Some(Phase::Healthy)
     })
+    .await;
+
+    roll_out(
+        &api,
+        "feed",
+        "feed:2",
+        json!({"sim.firebreak.dev/error-rate": "0.30"}),
+    )
+    .await;
+    let held = wait_for_rollout(
+        &api,
+        "feed",
+        "a common-mode hold",
+        Duration::from_secs(120),
+        |r| r.status.as_ref().is_some_and(|s| s.incident.is_some()),
+    )
     .await;
     let incident = incident_of(&env.client, &ns.name, &held).await;
     assert_eq!(incident.spec.triage, Triage::CommonMode);
@@ -192,14 +303,18 @@ impl Receiver {
         let log = received.clone();
         let server = tokio::spawn(async move {
             loop {
-                let Ok((mut socket, _)) = listener.accept().await else { return };
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
                 let log = log.clone();
                 tokio::spawn(async move {
                     let mut buffer = Vec::new();
                     let mut chunk = [0u8; 8192];
                     // Read headers, then the body by content-length.
                     loop {
-                        let Ok(n) = socket.read(&mut chunk).await else { return };
+                        let Ok(n) = socket.read(&mut chunk).await else {
+                            return;
+                        };
                         if n == 0 {
                             return;
                         }
@@ -208,14 +323,20 @@ impl Receiver {
                         if let Some(end) = text.find("\r\n\r\n") {
                             let length = text[..end]
                                 .lines()
-                                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0)))
+                                .find_map(|l| {
+                                    l.to_ascii_lowercase()
+                                        .strip_prefix("content-length:")
+                                        .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                                })
                                 .unwrap_or(0);
                             if buffer.len() >= end + 4 + length {
                                 let body = &buffer[end + 4..end + 4 + length];
                                 if let Ok(value) = serde_json::from_slice(body) {
                                     log.lock().unwrap().push((Instant::now(), value));
                                 }
-                                let reply = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+                                let reply = format!(
+                                    "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                                );
                                 let _ = socket.write_all(reply.as_bytes()).await;
                                 return;
                             }
@@ -224,13 +345,22 @@ impl Receiver {
                 });
             }
         });
-        Receiver { url, received, _server: server }
+        Receiver {
+            url,
+            received,
+            _server: server,
+        }
     }
 }
 
 #[tokio::test]
 async fn notifications_reach_their_receivers_and_a_failing_one_does_not_delay_the_rollback() {
-    let RolloutTest { env, ns, controller: _controller, api } = RolloutTest::start("incident-notify").await;
+    let RolloutTest {
+        env,
+        ns,
+        controller: _controller,
+        api,
+    } = RolloutTest::start("incident-notify").await;
     let _fleet = Fleet::start(&ns.name, &[]).await.scraped_by(&env, &ns.name);
     let slack = Receiver::start(200).await;
     let broken = Receiver::start(500).await;
@@ -240,7 +370,10 @@ async fn notifications_reach_their_receivers_and_a_failing_one_does_not_delay_th
         "stringData": {"slack": slack.url, "broken": broken.url}
     }))
     .unwrap();
-    secrets.create(&PostParams::default(), &secret).await.unwrap();
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
 
     let steps = json!([{"setWeight": 50}, {"pause": {}}]);
     let mut body = analysed_rollout("cart", &env.prometheus_url, steps, 0.02);
@@ -249,16 +382,36 @@ async fn notifications_reach_their_receivers_and_a_failing_one_does_not_delay_th
         {"name": "audit", "webhook": {"format": "json", "urlFrom": {"secretKeyRef": {"name": "hooks", "key": "broken"}}}}
     ]);
     create_rollout(&api, body).await;
-    wait_for_rollout(&api, "cart", "v1 Healthy", Duration::from_secs(60), |r| phase(r) == Some(Phase::Healthy)).await;
-
-    roll_out(&api, "cart", "cart:2", json!({"sim.firebreak.dev/error-rate": "0.10"})).await;
-    let canary_up = wait_for_rollout(&api, "cart", "canary pods available", Duration::from_secs(60), |r| {
-        r.status.as_ref().is_some_and(|s| s.canary_available_replicas > 0)
+    wait_for_rollout(&api, "cart", "v1 Healthy", Duration::from_secs(60), |r| {
+        phase(r) == Some(Phase::Healthy)
     })
+    .await;
+
+    roll_out(
+        &api,
+        "cart",
+        "cart:2",
+        json!({"sim.firebreak.dev/error-rate": "0.10"}),
+    )
+    .await;
+    let canary_up = wait_for_rollout(
+        &api,
+        "cart",
+        "canary pods available",
+        Duration::from_secs(60),
+        |r| {
+            r.status
+                .as_ref()
+                .is_some_and(|s| s.canary_available_replicas > 0)
+        },
+    )
     .await;
     let _ = canary_up;
     let started = Instant::now();
-    wait_for_rollout(&api, "cart", "rollback", Duration::from_secs(60), |r| phase(r) == Some(Phase::RolledBack)).await;
+    wait_for_rollout(&api, "cart", "rollback", Duration::from_secs(60), |r| {
+        phase(r) == Some(Phase::RolledBack)
+    })
+    .await;
     let rolled_back_after = started.elapsed();
 
     // The Slack receiver gets the rollback, worded impact / what was done / what happens next.
@@ -273,21 +426,47 @@ async fn notifications_reach_their_receivers_and_a_failing_one_does_not_delay_th
         }
     })
     .await;
-    assert!(text.contains("Impact") && text.contains("What was done") && text.contains("What happens next"), "{text}");
+    assert!(
+        text.contains("Impact")
+            && text.contains("What was done")
+            && text.contains("What happens next"),
+        "{text}"
+    );
     // The JSON receiver failing with 500 was retried…
-    let attempts = eventually("retries to the failing receiver", Duration::from_secs(30), || {
-        let received = broken.received.clone();
-        async move {
-            let received = received.lock().unwrap();
-            let rollbacks: Vec<&Value> = received.iter().map(|(_, v)| v).filter(|v| v["event"] == "RolledBack").collect();
-            (rollbacks.len() >= 2).then_some(rollbacks.len())
-        }
-    })
+    let attempts = eventually(
+        "retries to the failing receiver",
+        Duration::from_secs(30),
+        || {
+            let received = broken.received.clone();
+            async move {
+                let received = received.lock().unwrap();
+                let rollbacks: Vec<&Value> = received
+                    .iter()
+                    .map(|(_, v)| v)
+                    .filter(|v| v["event"] == "RolledBack")
+                    .collect();
+                (rollbacks.len() >= 2).then_some(rollbacks.len())
+            }
+        },
+    )
     .await;
     assert!(attempts >= 2);
     // …and did not hold the rollback up: it happened within two analysis intervals plus the
     // scrape window of the canary's pods serving.
-    assert!(rolled_back_after < Duration::from_secs(30), "rollback took {rolled_back_after:?}");
-    let failed = json!(broken.received.lock().unwrap().last().map(|(_, v)| v.clone()));
-    assert_eq!(failed["incident"]["spec"]["trigger"], "AnalysisFailed", "{failed}");
+    assert!(
+        rolled_back_after < Duration::from_secs(30),
+        "rollback took {rolled_back_after:?}"
+    );
+    let failed = json!(
+        broken
+            .received
+            .lock()
+            .unwrap()
+            .last()
+            .map(|(_, v)| v.clone())
+    );
+    assert_eq!(
+        failed["incident"]["spec"]["trigger"], "AnalysisFailed",
+        "{failed}"
+    );
 }

@@ -26,6 +26,10 @@ enum Command {
         /// Watch only this namespace (default: all namespaces).
         #[arg(long, env = "FIREBREAK_NAMESPACE")]
         namespace: Option<String>,
+        /// A YAML file shaped like `spec.windows`: the deployment windows of Rollouts that have
+        /// none of their own (default: none, rollouts may run at any time).
+        #[arg(long, env = "FIREBREAK_DEFAULT_WINDOWS")]
+        default_windows: Option<std::path::PathBuf>,
     },
     /// Show a rollout's state at a glance.
     Status {
@@ -132,8 +136,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", crate::api::crds_yaml());
             Ok(())
         }
-        Command::Controller { namespace } => {
-            crate::controller::run(client().await?, namespace).await
+        Command::Controller {
+            namespace,
+            default_windows,
+        } => {
+            let windows = match default_windows {
+                Some(path) => crate::controller::windows::WindowDefaults::load(&path)?,
+                None => crate::controller::windows::WindowDefaults::none(),
+            };
+            crate::controller::run(client().await?, namespace, windows).await
         }
         Command::Status {
             target,

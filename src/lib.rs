@@ -18,5 +18,6 @@ pub mod cli;
 pub mod controller;
 pub mod fleet;
 pub mod incident;
+pub mod schedule;
 pub mod status;
 pub mod traffic;

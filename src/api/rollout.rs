@@ -111,6 +111,11 @@ pub struct CanaryStrategy {
     /// The steps, in order. Finishing the last step promotes the canary.
     #[schemars(length(min = 1, max = 64))]
     pub steps: Vec<Step>,
+
+    /// Longest a canary may take from its start to promotion, e.g. `2h`; past it the canary is
+    /// rolled back. Absent: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_duration: Option<DurationString>,
 }
 
 /// One canary step: exactly one of `setWeight` or `pause`.
@@ -441,6 +446,12 @@ pub struct RolloutStatus {
     /// Label selector of the pods, as a string (for the scale subresource and HPA).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<String>,
+    /// The bake watch after the last promotion, while it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bake: Option<BakeStatus>,
+    /// The deployment window as last evaluated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<WindowStatus>,
     /// Name of the newest Incident of this Rollout.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incident: Option<String>,
@@ -528,4 +539,34 @@ pub struct MetricStatus {
     pub summary: String,
     /// The judge's accumulated evidence (exact; see `analysis::judge::Evidence`).
     pub evidence: crate::analysis::judge::Evidence,
+}
+
+/// A running bake watch: the promoted revision judged against a slice of the previous one.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BakeStatus {
+    /// pod-template-hash of the promoted revision being baked.
+    pub revision: String,
+    /// pod-template-hash of the previous stable revision, kept at one pod as the baseline.
+    pub previous: String,
+    /// When the bake started (the promotion).
+    pub started_at: Time,
+    /// When it ends.
+    pub until: Time,
+}
+
+/// The deployment window's state for this Rollout.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WindowStatus {
+    /// Whether rollouts may start and advance now.
+    pub open: bool,
+    /// Why, for people.
+    pub message: String,
+    /// When it opens next, if closed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opens_at: Option<Time>,
+    /// When it closes next, if open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closes_at: Option<Time>,
 }

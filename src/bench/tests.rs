@@ -340,3 +340,35 @@ fn tmp_profile_judges() {
         }
     }
 }
+
+#[test]
+#[ignore]
+fn tmp_debug_kayenta() {
+    use super::kayenta::{KayentaStyle, classify};
+    use super::stats::{kayenta_interval, remove_outliers};
+    use rand::SeedableRng;
+    let scenario = Scenario::Errors {
+        traffic: Traffic::Constant(1.0),
+        baseline: 0.01,
+        regression: Regression::Ratio(1.0),
+        weights: Weights::Fixed(20),
+        nuisance: Nuisance::None,
+    };
+    for r in 0..10 {
+        let stream = scenario.generate(1, r);
+        for end in (1..=8).map(|k| k * 1800) {
+            let (c, b) = KayentaStyle::minute_rates(&stream, end);
+            let c: Vec<f64> = c.into_iter().filter(|x| !x.is_nan()).collect();
+            let b: Vec<f64> = b.into_iter().filter(|x| !x.is_nan()).collect();
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+            let cl = classify(&c, &b, &mut rng);
+            if cl != super::kayenta::Classification::Pass {
+                let (co, bo) = (remove_outliers(&c), remove_outliers(&b));
+                let nz = |v: &[f64]| v.iter().filter(|x| **x > 0.0).count();
+                println!("run {r} end {end}: {cl:?} canary {} ({} nz, kept {} nz) baseline {} ({} nz, kept {} nz) ci {:?}",
+                    c.len(), nz(&c), nz(&co), b.len(), nz(&b), nz(&bo), kayenta_interval(&co, &bo, 0.98));
+                break;
+            }
+        }
+    }
+}

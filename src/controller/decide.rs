@@ -48,6 +48,21 @@ pub struct Observed<'a> {
     pub now: Timestamp,
     /// Canary analysis, when configured and a canary runs.
     pub analysis: Option<&'a AnalysisInput>,
+    /// The deployment window (None: no windows apply).
+    pub window: Option<WindowGate>,
+}
+
+/// The deployment window as the decision needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WindowGate {
+    /// Rollouts may start and advance.
+    pub open: bool,
+    /// Why, for people.
+    pub message: String,
+    /// When it opens next (if closed).
+    pub opens_at: Option<Timestamp>,
+    /// When it closes next (if open).
+    pub closes_at: Option<Timestamp>,
 }
 
 /// What should change.
@@ -68,6 +83,8 @@ pub struct Plan {
     pub incident: Option<IncidentPlan>,
     /// Mitigation comes first: scale the canary down before anything grows (a rollback).
     pub mitigating: bool,
+    /// Set the kill switch to its safe value before anything else (any rollback).
+    pub flip_kill_switch: bool,
 }
 
 /// One transition, to be published as an Event.
@@ -118,6 +135,8 @@ struct Decider<'a> {
     revisions: &'a [Revision],
     now: Timestamp,
     analysis: Option<&'a AnalysisInput>,
+    window: Option<WindowGate>,
+    flip_kill_switch: bool,
     status: RolloutStatus,
     transitions: Vec<Transition>,
     /// Desired replicas per hash (revision arm), filled in as the decision goes.
@@ -141,6 +160,8 @@ pub fn decide(observed: &Observed<'_>) -> Plan {
         revisions: observed.revisions,
         now: observed.now,
         analysis: observed.analysis,
+        window: observed.window.clone(),
+        flip_kill_switch: false,
         status: observed.rollout.status.clone().unwrap_or_default(),
         transitions: Vec::new(),
         desired: BTreeMap::new(),
@@ -245,6 +266,12 @@ impl<'a> Decider<'a> {
     }
 
     fn run(&mut self) {
+        self.status.window = self.window.as_ref().map(|w| crate::api::WindowStatus {
+            open: w.open,
+            message: w.message.clone(),
+            opens_at: w.opens_at.map(Time),
+            closes_at: w.closes_at.map(Time),
+        });
         let target = template_hash(&self.spec.template);
         let requests = self.take_requests();
         let stable_known = self
@@ -293,7 +320,7 @@ impl<'a> Decider<'a> {
                 );
                 self.clear_canary();
             }
-            return self.steady(&stable);
+            return self.bake_or_steady(&stable);
         }
 
         if self.status.rolled_back_revision.as_deref() == Some(target.as_str()) {
@@ -410,7 +437,25 @@ impl<'a> Decider<'a> {
     }
 
     fn canary(&mut self, stable: &str, target: &str, requests: &Requests) {
+        if self.status.canary_revision.as_deref() != Some(target)
+            && let Some(why) = self.window_closed()
+        {
+            // Not even a first canary pod outside the window; the stable keeps serving.
+            self.clear_canary();
+            self.bake_or_steady(stable);
+            self.status.phase = Some(Phase::Paused);
+            self.status.message = Some(format!("revision {target} waits to start: {why}"));
+            return;
+        }
         if self.status.canary_revision.as_deref() != Some(target) {
+            if let Some(bake) = self.status.bake.take() {
+                self.record(
+                    "BakeSuperseded",
+                    format!("bake of {} ended early: new revision {target} starts", bake.revision),
+                    Some(&bake.revision),
+                    false,
+                );
+            }
             if let Some(old) = self.status.canary_revision.clone() {
                 self.record(
                     "CanarySuperseded",
@@ -440,54 +485,21 @@ impl<'a> Decider<'a> {
         if requests.abort {
             return self.abort("aborted by user (`firebreak abort`)", "Aborted");
         }
-        if let Some(input) = self.analysis.filter(|a| a.status.revision == target) {
-            let before = self
-                .status
-                .analysis
-                .as_ref()
-                .and_then(|a| a.outcome.clone());
-            let held_since = self
-                .status
-                .analysis
-                .as_ref()
-                .and_then(|a| a.held_since.clone());
-            self.status.analysis = Some(input.status.clone());
-            if let Some(a) = self.status.analysis.as_mut() {
-                a.held_since = held_since;
+        if let Some(Gate::Fail(why)) = self.take_analysis(target) {
+            return self.abort(&format!("analysis failed: {why}"), "AnalysisFailed");
+        }
+        if let (Some(max), Some(started)) = (self.spec.max_duration, self.status.canary_started_at.clone()) {
+            let ran = self.now.duration_since(started.0);
+            let limit = SignedDuration::try_from(max).unwrap_or(SignedDuration::MAX);
+            if ran >= limit {
+                let reason = format!(
+                    "the canary ran {}s, longer than spec.strategy.canary.maxDuration ({}s)",
+                    ran.as_secs(),
+                    max.as_secs()
+                );
+                return self.abort(&reason, "MaxDurationExceeded");
             }
-            self.requeue_in(input.next_look);
-            match &input.gate {
-                Gate::Fail(why) => {
-                    return self.abort(&format!("analysis failed: {why}"), "AnalysisFailed");
-                }
-                Gate::Unavailable(why) if before.as_deref() != Some("Unavailable") => {
-                    self.record(
-                        "AnalysisUnavailable",
-                        format!("analysis has no data, holding: {why}"),
-                        Some(target),
-                        true,
-                    );
-                }
-                Gate::CommonMode(why) if before.as_deref() != Some("CommonMode") => {
-                    let why = why.clone();
-                    self.record(
-                        "CommonModeHold",
-                        format!("holding canary {target}: {why}"),
-                        Some(target),
-                        true,
-                    );
-                    self.plan_incident("CommonModeHold", &why, Triage::CommonMode);
-                }
-                Gate::Pass | Gate::Inconclusive(_) if before.as_deref() == Some("Unavailable") => {
-                    self.record(
-                        "AnalysisRecovered",
-                        "analysis has data again".into(),
-                        Some(target),
-                        false,
-                    );
-                }
-                _ => {}
-            }
+            self.requeue_in((limit - ran).unsigned_abs());
         }
         if requests.promote_full {
             self.status.current_step_index = Some(self.spec.steps.len() as i32);
@@ -554,6 +566,9 @@ impl<'a> Decider<'a> {
                     if let Some(why) = paused {
                         return self.hold(index, why);
                     }
+                    if let Some(why) = self.window_closed() {
+                        return self.hold(index, &why);
+                    }
                     if index + 1 == self.spec.steps.len() && !self.analysis_allows(index) {
                         return;
                     }
@@ -589,6 +604,9 @@ impl<'a> Decider<'a> {
                             let total =
                                 SignedDuration::try_from(duration).unwrap_or(SignedDuration::MAX);
                             if elapsed >= total {
+                                if let Some(why) = self.window_closed() {
+                                    return self.hold(index, &why);
+                                }
                                 if !self.analysis_allows(index) {
                                     return;
                                 }
@@ -613,6 +631,118 @@ impl<'a> Decider<'a> {
                 }
             }
         }
+    }
+
+    /// Takes in the analysis of `revision` (the canary, or the baked revision): records it in
+    /// status, publishes transitions of its outcome, and returns its gate (None: no analysis).
+    fn take_analysis(&mut self, target: &str) -> Option<Gate> {
+        let input = self.analysis.filter(|a| a.status.revision == target)?;
+        let before = self.status.analysis.as_ref().and_then(|a| a.outcome.clone());
+        let held_since = self.status.analysis.as_ref().and_then(|a| a.held_since.clone());
+        self.status.analysis = Some(input.status.clone());
+        if let Some(a) = self.status.analysis.as_mut() {
+            a.held_since = held_since;
+        }
+        self.requeue_in(input.next_look);
+        match &input.gate {
+            Gate::Unavailable(why) if before.as_deref() != Some("Unavailable") => {
+                self.record("AnalysisUnavailable", format!("analysis has no data, holding: {why}"), Some(target), true);
+            }
+            Gate::CommonMode(why) if before.as_deref() != Some("CommonMode") => {
+                let why = why.clone();
+                self.record("CommonModeHold", format!("holding canary {target}: {why}"), Some(target), true);
+                self.plan_incident(target, "CommonModeHold", &why, Triage::CommonMode);
+            }
+            Gate::Pass | Gate::Inconclusive(_) if before.as_deref() == Some("Unavailable") => {
+                self.record("AnalysisRecovered", "analysis has data again".into(), Some(target), false);
+            }
+            _ => {}
+        }
+        Some(input.gate.clone())
+    }
+
+    /// The deployment window is closed: returns why (and looks again when it opens).
+    fn window_closed(&mut self) -> Option<String> {
+        let window = self.window.as_ref().filter(|w| !w.open)?.clone();
+        if let Some(opens) = window.opens_at {
+            let wait = opens.duration_since(self.now);
+            self.requeue_in(wait.unsigned_abs());
+        }
+        let when = window.opens_at.map_or_else(|| "no opening ahead".to_string(), |t| format!("opens at {t}"));
+        Some(format!("deployment window closed: {} ({when})", window.message))
+    }
+
+    /// The stable runs; during a bake the previous revision keeps a slice and the judge keeps
+    /// comparing them until the bake ends or the new revision fails.
+    fn bake_or_steady(&mut self, stable: &str) {
+        let Some(bake) = self.status.bake.clone() else {
+            return self.steady(stable);
+        };
+        if bake.revision != stable {
+            self.status.bake = None;
+            return self.steady(stable);
+        }
+        if let Some(Gate::Fail(why)) = self.take_analysis(stable) {
+            return self.bake_rollback(&bake.revision, &bake.previous, &why);
+        }
+        if self.now >= bake.until.0 {
+            self.status.bake = None;
+            self.record(
+                "BakeCompleted",
+                format!("revision {stable} baked without trouble; previous revision {} scaled down", bake.previous),
+                Some(stable),
+                false,
+            );
+            return self.steady(stable);
+        }
+        self.steady(stable);
+        self.keep_bake_slice(&bake.previous);
+        let left = bake.until.0.duration_since(self.now).unsigned_abs();
+        self.requeue_in(left);
+        if self.status.phase == Some(Phase::Healthy) {
+            let message = self.status.message.clone().unwrap_or_default();
+            self.status.message = Some(format!(
+                "{message}; baking against one pod of {} for {}s more",
+                bake.previous,
+                left.as_secs()
+            ));
+        }
+    }
+
+    /// Keeps at least one pod of the previous revision during a bake.
+    fn keep_bake_slice(&mut self, previous: &str) {
+        if self.revision(previous).is_some() {
+            let keep = self.desired.get(previous).copied().unwrap_or(0).max(1);
+            self.desired.insert(previous.to_string(), keep);
+        }
+    }
+
+    /// The baked revision failed: the previous revision becomes stable again (scaled up first;
+    /// the bad one drains once it can carry the load), with an Incident.
+    fn bake_rollback(&mut self, bad: &str, previous: &str, why: &str) {
+        let reason = format!("analysis failed during bake: {why}");
+        self.status.canary_started_at = self.status.bake.as_ref().map(|b| b.started_at.clone());
+        self.status.canary_weight = 100;
+        self.plan_incident(bad, "BakeFailed", &reason, Triage::Change);
+        self.status.canary_started_at = None;
+        self.status.canary_weight = 0;
+        self.flip_kill_switch = true;
+        self.status.bake = None;
+        self.status.stable_revision = Some(previous.to_string());
+        self.status.rolled_back_revision = Some(bad.to_string());
+        self.status.rollback_reason = Some(reason.clone());
+        self.renumber = Some(previous.to_string());
+        self.record(
+            "BakeFailed",
+            format!("revision {bad} rolled back to {previous} during bake: {reason}"),
+            Some(bad),
+            true,
+        );
+        self.steady(previous);
+        self.status.phase = Some(Phase::RolledBack);
+        self.status.message = Some(format!(
+            "revision {bad} was rolled back during bake ({reason}); revision {previous} is stable again. Change spec.template or run `firebreak retry` to roll it out again"
+        ));
     }
 
     /// The weight in force at step `index`: the last `setWeight` at or before it.
@@ -751,6 +881,24 @@ impl<'a> Decider<'a> {
             false,
         );
         self.steady(target);
+        if let Some(duration) = self.spec.bake {
+            let until = self.now.checked_add(SignedDuration::try_from(duration).unwrap_or(SignedDuration::ZERO));
+            let until = until.unwrap_or(self.now);
+            self.status.bake = Some(crate::api::BakeStatus {
+                revision: target.to_string(),
+                previous: old_stable.to_string(),
+                started_at: Time(self.now),
+                until: Time(until),
+            });
+            self.keep_bake_slice(old_stable);
+            self.record(
+                "BakeStarted",
+                format!("baking {target} for {}s against one pod of {old_stable}", duration.as_secs()),
+                Some(target),
+                false,
+            );
+            self.requeue_in(duration);
+        }
     }
 
     /// Rolls the canary back: weight 0, canary (and baseline) to zero pods, stable to full size,
@@ -762,7 +910,7 @@ impl<'a> Decider<'a> {
             "AnalysisFailed" | "ProgressDeadlineExceeded" => Triage::Change,
             _ => Triage::External,
         };
-        self.plan_incident(kind, reason, triage);
+        self.plan_incident(&target, kind, reason, triage);
         self.mitigating = true;
         self.baseline = None;
         self.clear_canary();
@@ -794,8 +942,8 @@ impl<'a> Decider<'a> {
     }
 
     /// Prepares the Incident for the current canary (its name goes into status at once).
-    fn plan_incident(&mut self, trigger: &str, summary: &str, triage: Triage) {
-        let revision = self.status.canary_revision.clone().unwrap_or_default();
+    fn plan_incident(&mut self, revision: &str, trigger: &str, summary: &str, triage: Triage) {
+        let revision = revision.to_string();
         let name = incident_name(
             &self.rollout.name_any(),
             &revision,
@@ -952,6 +1100,7 @@ impl<'a> Decider<'a> {
             transitions: self.transitions,
             requeue_after: self.requeue,
             incident: self.incident,
+            flip_kill_switch: self.flip_kill_switch || self.mitigating,
             mitigating: self.mitigating,
         }
     }

@@ -17,6 +17,7 @@ pub mod mitigate;
 pub mod revisions;
 pub mod second_wave;
 pub mod validate;
+pub mod windows;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -78,10 +79,13 @@ pub struct Context {
     pub recorder: Recorder,
     /// Moves traffic (replica-weighted: traffic follows pods).
     pub router: ReplicaWeighted,
+    /// Deployment windows for Rollouts without their own.
+    pub windows: windows::WindowDefaults,
 }
 
-/// Runs the controller until SIGTERM/SIGINT. `namespace`: watch only that namespace.
-pub async fn run(client: Client, namespace: Option<String>) -> anyhow::Result<()> {
+/// Runs the controller until SIGTERM/SIGINT. `namespace`: watch only that namespace;
+/// `windows`: the deployment windows of Rollouts without their own.
+pub async fn run(client: Client, namespace: Option<String>, windows: windows::WindowDefaults) -> anyhow::Result<()> {
     let (rollouts, replica_sets): (Api<DeserializeGuard<Rollout>>, Api<ReplicaSet>) =
         match &namespace {
             Some(ns) => (
@@ -107,6 +111,7 @@ pub async fn run(client: Client, namespace: Option<String>) -> anyhow::Result<()
         client,
         recorder,
         router: ReplicaWeighted,
+        windows,
     });
     info!(
         namespace = namespace.as_deref().unwrap_or("(all)"),
@@ -193,6 +198,7 @@ async fn reconcile(
         revisions: &revisions,
         now,
         analysis: analysis.as_ref(),
+        window: ctx.windows.gate(&rollout, now),
     });
 
     let mitigation = act(&ctx, &rs_api, &rollout, &revisions, &plan).await?;
@@ -220,7 +226,7 @@ async fn act(
     plan: &Plan,
 ) -> Result<Vec<MitigationAction>, Error> {
     let mut mitigation = Vec::new();
-    if plan.mitigating
+    if plan.flip_kill_switch
         && let Some(kill_switch) = &rollout.spec.kill_switch
     {
         let namespace = rollout.namespace().unwrap_or_default();

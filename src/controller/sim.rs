@@ -70,6 +70,7 @@ impl TestRollout for Rollout {
                 canary: CanaryStrategy {
                     baseline: false,
                     steps: vec![weight(10), pause(None), weight(50), pause(Some("30s"))],
+                    max_duration: None,
                 },
             },
             analysis: None,
@@ -132,6 +133,8 @@ pub struct Cluster {
     pub plans: Vec<Plan>,
     /// What canary analysis reports to the next decisions (None: no analysis).
     pub analysis: Option<super::analysis::AnalysisInput>,
+    /// The deployment window (None: no windows).
+    pub window: Option<super::decide::WindowGate>,
     nonce: u64,
 }
 
@@ -145,6 +148,7 @@ impl Cluster {
             broken: Vec::new(),
             plans: Vec::new(),
             analysis: None,
+            window: None,
             nonce: 0,
         }
     }
@@ -158,6 +162,7 @@ impl Cluster {
             revisions: &self.revisions,
             now: self.now,
             analysis: self.analysis.as_ref(),
+            window: self.window.clone(),
         });
         for desired in &plan.replica_sets {
             match self
@@ -249,9 +254,14 @@ impl Cluster {
         self
     }
 
-    /// Makes canary analysis report `gate` about the current canary from now on.
+    /// Makes canary analysis report `gate` about the current canary (or, without one, the baked
+    /// stable revision) from now on.
     pub fn analysis_says(&mut self, gate: crate::analysis::assess::Gate) -> &mut Self {
-        let revision = self.status().canary_revision.unwrap_or_default();
+        let status = self.status();
+        let revision = status
+            .canary_revision
+            .or_else(|| status.bake.map(|b| b.revision))
+            .unwrap_or_default();
         self.analysis = Some(super::analysis::AnalysisInput {
             status: crate::api::AnalysisStatus {
                 revision,

@@ -5,7 +5,7 @@ use proptest::prelude::*;
 use crate::analysis::assess::Gate;
 use crate::api::{OnInconclusive, PAUSED_ANNOTATION, Phase, Rollout};
 
-use super::decide::{canary_replicas, stable_replicas};
+use super::decide::{WindowGate, canary_replicas, stable_replicas};
 use super::sim::{Cluster, TestRollout, pause, weight};
 
 fn deployed(rollout: Rollout) -> Cluster {
@@ -481,6 +481,103 @@ fn a_common_mode_gate_holds_and_plans_a_common_mode_incident_once() {
             .count(),
         1
     );
+}
+
+fn closed_until(cluster: &Cluster, seconds: i64) -> WindowGate {
+    WindowGate {
+        open: false,
+        message: "outside the allowed windows (Mon-Thu 09:00-16:00 Europe/Berlin)".into(),
+        opens_at: Some(cluster.now.checked_add(k8s_openapi::jiff::SignedDuration::from_secs(seconds)).unwrap()),
+        closes_at: None,
+    }
+}
+
+#[test]
+fn outside_its_window_a_new_revision_waits_before_its_first_canary_pod() {
+    let mut cluster = deployed(Rollout::test());
+    cluster.window = Some(closed_until(&cluster, 600));
+    cluster.set_image("web:2").settle();
+    let status = cluster.status();
+    assert_eq!(status.phase, Some(Phase::Paused));
+    assert!(status.message.unwrap().contains("deployment window closed"));
+    assert_eq!(cluster.pods("web:2"), 0, "not a single canary pod");
+    assert_eq!(status.window.map(|w| w.open), Some(false));
+    assert!(cluster.plans.last().unwrap().requeue_after.as_secs() <= 600, "looks again when it opens");
+    cluster.window = None;
+    cluster.settle();
+    assert_eq!(cluster.pods("web:2"), 1, "starts once the window opens");
+}
+
+#[test]
+fn a_window_closing_mid_rollout_holds_it_but_abort_still_works() {
+    let mut cluster = deployed(Rollout::test().with_steps(vec![weight(10), pause(Some("1m")), weight(50)]));
+    cluster.set_image("web:2").settle();
+    cluster.window = Some(closed_until(&cluster, 3600));
+    cluster.advance(120).settle();
+    let status = cluster.status();
+    assert_eq!(status.current_step_index, Some(1), "held at the pause");
+    assert_eq!(status.phase, Some(Phase::Paused));
+    cluster.request("abort").settle();
+    assert_eq!(cluster.status().phase, Some(Phase::RolledBack));
+    assert_eq!(cluster.pods("web:2"), 0);
+}
+
+#[test]
+fn a_canary_past_its_max_duration_is_rolled_back() {
+    let mut rollout = Rollout::test();
+    rollout.spec.strategy.canary.max_duration = Some("10m".into());
+    let mut cluster = deployed(rollout);
+    cluster.set_image("web:2").settle().advance(599).settle();
+    assert_eq!(cluster.status().phase, Some(Phase::Paused));
+    cluster.advance(1).settle();
+    let status = cluster.status();
+    assert_eq!(status.phase, Some(Phase::RolledBack));
+    assert!(status.rollback_reason.unwrap().contains("maxDuration"));
+}
+
+#[test]
+fn bake_keeps_one_old_pod_then_scales_it_down() {
+    let mut rollout = Rollout::test().with_steps(vec![weight(50)]);
+    rollout.spec.bake = Some(crate::api::Bake { duration: "1h".into() });
+    let mut cluster = deployed(rollout);
+    cluster.set_image("web:2").settle();
+    let status = cluster.status();
+    assert_eq!(status.stable_revision, Some(Cluster::hash_of("web:2")));
+    assert!(status.bake.is_some());
+    assert_eq!((cluster.pods("web:2"), cluster.pods("web:1")), (10, 1), "one pod of the previous revision stays");
+    cluster.advance(3599).settle();
+    assert_eq!(cluster.pods("web:1"), 1);
+    cluster.advance(1).settle();
+    assert_eq!(cluster.status().bake, None);
+    assert_eq!(cluster.pods("web:1"), 0);
+    assert!(cluster.timeline().contains(&"BakeCompleted".to_string()));
+}
+
+#[test]
+fn a_regression_caught_in_bake_rolls_back_to_the_previous_revision_with_an_incident() {
+    let mut rollout = Rollout::test().with_analysis(OnInconclusive::Hold).with_steps(vec![weight(50)]);
+    rollout.spec.bake = Some(crate::api::Bake { duration: "1h".into() });
+    let mut cluster = deployed(rollout);
+    cluster.set_image("web:2");
+    cluster.analysis_says(Gate::Pass);
+    cluster.settle();
+    cluster.analysis_says(Gate::Pass).settle();
+    assert!(cluster.status().bake.is_some(), "{:?}", cluster.status().message);
+    cluster.advance(600).analysis_says(Gate::Fail("metric http-errors: canary 9% vs baseline 1%".into()));
+    let plan = cluster.decide();
+    let incident = plan.incident.expect("an incident");
+    assert_eq!(incident.trigger, "BakeFailed");
+    assert_eq!(incident.revision, Cluster::hash_of("web:2"));
+    assert!(plan.flip_kill_switch);
+    // The previous revision grows back first; the bad one drains once it can carry the load.
+    assert_eq!((cluster.pods("web:1"), cluster.pods("web:2")), (10, 10));
+    cluster.analysis = None;
+    cluster.settle();
+    let status = cluster.status();
+    assert_eq!(status.phase, Some(Phase::RolledBack));
+    assert_eq!(status.stable_revision, Some(Cluster::hash_of("web:1")));
+    assert_eq!(status.rolled_back_revision, Some(Cluster::hash_of("web:2")));
+    assert_eq!((cluster.pods("web:1"), cluster.pods("web:2")), (10, 0));
 }
 
 /// A user or the world doing something between two decisions.

@@ -37,6 +37,10 @@ pub struct ValidSpec {
     pub revision_history_limit: usize,
     /// The selector as a label-selector string, e.g. `app=checkout`.
     pub selector_string: String,
+    /// `spec.bake.duration`.
+    pub bake: Option<Duration>,
+    /// `spec.strategy.canary.maxDuration`.
+    pub max_duration: Option<Duration>,
 }
 
 /// A spec the controller cannot act on. The message names the field and the fix.
@@ -177,14 +181,20 @@ pub fn validate(spec: &RolloutSpec) -> Result<ValidSpec, SpecError> {
                 source,
             })?;
     }
-    if let Some(bake) = &spec.bake {
-        bake.duration
-            .to_duration()
-            .map_err(|source| SpecError::Duration {
-                field: "spec.bake.duration".into(),
-                source,
-            })?;
-    }
+    let bake = match &spec.bake {
+        Some(bake) => Some(bake.duration.to_duration().map_err(|source| SpecError::Duration {
+            field: "spec.bake.duration".into(),
+            source,
+        })?),
+        None => None,
+    };
+    let max_duration = match &canary.max_duration {
+        Some(d) => Some(d.to_duration().map_err(|source| SpecError::Duration {
+            field: "spec.strategy.canary.maxDuration".into(),
+            source,
+        })?),
+        None => None,
+    };
 
     let selector_string = match_labels
         .iter()
@@ -200,5 +210,7 @@ pub fn validate(spec: &RolloutSpec) -> Result<ValidSpec, SpecError> {
         progress_deadline,
         revision_history_limit,
         selector_string,
+        bake,
+        max_duration,
     })
 }

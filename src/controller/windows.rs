@@ -1,0 +1,53 @@
+//! Deployment windows as the controller applies them: the Rollout's own `spec.windows`, or the
+//! cluster-wide default given to the controller (`--default-windows FILE`).
+
+use std::path::Path;
+
+use k8s_openapi::jiff::Timestamp;
+
+use crate::api::{Rollout, Windows};
+use crate::schedule::windows::{WindowState, compile, merge_default};
+
+use super::decide::WindowGate;
+
+/// The windows in force: a cluster-wide default for Rollouts without their own.
+#[derive(Clone, Debug, Default)]
+pub struct WindowDefaults {
+    default: Option<Windows>,
+}
+
+impl WindowDefaults {
+    /// No default: Rollouts without `spec.windows` may start and advance at any time.
+    pub fn none() -> WindowDefaults {
+        WindowDefaults { default: None }
+    }
+
+    /// Reads the default from a YAML file shaped like `spec.windows`. Errors name the file and
+    /// what is wrong in it.
+    pub fn load(path: &Path) -> anyhow::Result<WindowDefaults> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read the default windows file {}: {e}", path.display()))?;
+        let windows: Windows = serde_yaml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{} is not a valid windows document (the shape of spec.windows): {e}", path.display()))?;
+        compile(&windows).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        Ok(WindowDefaults { default: Some(windows) })
+    }
+
+    /// The window gate for `rollout` at `now`; `None` when no windows apply. Invalid windows
+    /// close the gate, with the error (naming the field) as the reason.
+    pub fn gate(&self, rollout: &Rollout, now: Timestamp) -> Option<WindowGate> {
+        let windows = merge_default(rollout.spec.windows.as_ref(), self.default.as_ref())?;
+        Some(match compile(windows) {
+            Ok(policy) => match policy.state(now) {
+                WindowState::Open { closes_at } => WindowGate {
+                    open: true,
+                    message: "inside the allowed deployment window".into(),
+                    opens_at: None,
+                    closes_at,
+                },
+                WindowState::Closed { reason, opens_at } => WindowGate { open: false, message: reason, opens_at, closes_at: None },
+            },
+            Err(e) => WindowGate { open: false, message: format!("invalid windows: {e}"), opens_at: None, closes_at: None },
+        })
+    }
+}

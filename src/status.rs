@@ -74,6 +74,47 @@ pub fn render(rollout: &Rollout) -> String {
         "Replicas  {} desired, {} current, {} ready, {} available",
         rollout.spec.replicas, status.replicas, status.ready_replicas, status.available_replicas
     );
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let left = |t: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time| {
+        t.0.duration_since(now).as_secs().max(0)
+    };
+    if let Some(window) = &status.window {
+        match (window.open, &window.opens_at, &window.closes_at) {
+            (true, _, Some(closes)) => {
+                let _ = writeln!(
+                    out,
+                    "Window    open, closes at {} ({}s left)",
+                    closes.0,
+                    left(closes)
+                );
+            }
+            (true, _, None) => {
+                let _ = writeln!(out, "Window    open");
+            }
+            (false, Some(opens), _) => {
+                let _ = writeln!(
+                    out,
+                    "Window    closed: {}; opens at {} (in {}s)",
+                    window.message,
+                    opens.0,
+                    left(opens)
+                );
+            }
+            (false, None, _) => {
+                let _ = writeln!(out, "Window    closed: {}", window.message);
+            }
+        }
+    }
+    if let Some(bake) = &status.bake {
+        let _ = writeln!(
+            out,
+            "Bake      {} against one pod of {}, until {} ({}s left)",
+            bake.revision,
+            bake.previous,
+            bake.until.0,
+            left(&bake.until)
+        );
+    }
     if let Some(analysis) = &status.analysis {
         let _ = writeln!(
             out,

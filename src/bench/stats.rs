@@ -384,10 +384,12 @@ fn rank_sum(x: &[f64], y: &[f64], mu: f64) -> RankSum {
 /// `y` (control) and its Hodges–Lehmann-type estimate, as `kayenta-mannwhitney/MannWhitney.scala`
 /// computes them (a port of R's `wilcox.test(conf.int = TRUE, exact = FALSE, correct = TRUE)`):
 /// with `f(μ) = (dz(μ) − ½ sign dz(μ)) / σ(μ) − q` on the ranks of `(x − μ) ∪ y`, the bounds are
-/// the roots of `f` for `q = ±Φ⁻¹(1 − (1 − confidence)/2)` and the estimate the root for `q = 0`,
-/// searched on `[min x − max y, max x − min y]` (an end point when `f` has no sign change
-/// there). Kayenta uses Brent's method; bisection finds the same root of this monotone step
-/// function. `None` when a sample is empty or every value is tied (Kayenta throws there).
+/// the roots of `f` for `q = ±Φ⁻¹(1 − (1 − confidence)/2)` (an end point of
+/// `[min x − max y, max x − min y]` when `f` has no sign change there) and the estimate the root
+/// for `q = 0`, each found by [`brent`] with Kayenta's absolute tolerance of `1e-4`. `f` is a
+/// step function: where the data are mostly tied (sparse errors: most minutes are 0 in both
+/// arms) it jumps across 0 at `μ = 0`, and the roots land within the tolerance on either side
+/// of that jump. `None` when a sample is empty or every value is tied (Kayenta throws there).
 pub fn kayenta_interval(x: &[f64], y: &[f64], confidence: f64) -> Option<ShiftInterval> {
     if x.is_empty() || y.is_empty() {
         return None;
@@ -408,27 +410,87 @@ pub fn kayenta_interval(x: &[f64], y: &[f64], confidence: f64) -> Option<ShiftIn
         if f_high >= 0.0 {
             return Some(mu_max);
         }
-        let (mut low, mut high) = (mu_min, mu_max);
-        for _ in 0..200 {
-            let mid = 0.5 * (low + high);
-            if mid <= low || mid >= high {
-                break;
-            }
-            match f(mid, q) {
-                Some(v) if v > 0.0 => low = mid,
-                Some(v) if v < 0.0 => high = mid,
-                Some(_) => return Some(mid),
-                None => return None,
-            }
-        }
-        Some(0.5 * (low + high))
+        brent(mu_min, mu_max, f_low, f_high, |mu| f(mu, q))
     };
     let z = normal_quantile((1.0 - confidence) / 2.0);
+    let lower = root(-z)?;
+    let upper = root(z)?;
+    let estimate = brent(mu_min, mu_max, f(mu_min, 0.0)?, f(mu_max, 0.0)?, |mu| {
+        f(mu, 0.0)
+    })?;
     Some(ShiftInterval {
-        lower: root(-z)?,
-        upper: root(z)?,
-        estimate: root(0.0)?,
+        lower,
+        upper,
+        estimate,
     })
+}
+
+/// Brent's root finder exactly as Kayenta's `BrentSolver.java` (itself R's `zeroin`): absolute
+/// tolerance `1e-4`, at most 1,001 iterations, inverse quadratic interpolation with bisection
+/// fallback. `fa`, `fb` are `f(ax)`, `f(bx)`; `None` when `f` fails.
+pub fn brent(ax: f64, bx: f64, fa: f64, fb: f64, f: impl Fn(f64) -> Option<f64>) -> Option<f64> {
+    const MAX_ITERATIONS: usize = 1000;
+    const TOLERANCE: f64 = 1e-4;
+    const EPSILON: f64 = 2.220_446_049_250_313e-16;
+    let (mut a, mut b, mut c) = (ax, bx, ax);
+    let (mut fa, mut fb, mut fc) = (fa, fb, fa);
+    if fa == 0.0 {
+        return Some(a);
+    }
+    if fb == 0.0 {
+        return Some(b);
+    }
+    for _ in 0..=MAX_ITERATIONS {
+        let prev_step = b - a;
+        if fc.abs() < fb.abs() {
+            a = b;
+            b = c;
+            c = a;
+            fa = fb;
+            fb = fc;
+            fc = fa;
+        }
+        let tol_act = 2.0 * EPSILON * b.abs() + TOLERANCE / 2.0;
+        let mut new_step = (c - b) / 2.0;
+        if new_step.abs() <= tol_act || fb == 0.0 {
+            return Some(b);
+        }
+        if prev_step.abs() >= tol_act && fa.abs() > fb.abs() {
+            let cb = c - b;
+            let (mut p, mut q);
+            if a == c {
+                let t1 = fb / fa;
+                p = cb * t1;
+                q = 1.0 - t1;
+            } else {
+                let qa = fa / fc;
+                let t1 = fb / fc;
+                let t2 = fb / fa;
+                p = t2 * (cb * qa * (qa - t1) - (b - a) * (t1 - 1.0));
+                q = (qa - 1.0) * (t1 - 1.0) * (t2 - 1.0);
+            }
+            if p > 0.0 {
+                q = -q;
+            } else {
+                p = -p;
+            }
+            if p < (0.75 * cb * q - (tol_act * q).abs() / 2.0) && p < (prev_step * q / 2.0).abs() {
+                new_step = p / q;
+            }
+        }
+        if new_step.abs() < tol_act {
+            new_step = if new_step > 0.0 { tol_act } else { -tol_act };
+        }
+        a = b;
+        fa = fb;
+        b += new_step;
+        fb = f(b)?;
+        if (fb > 0.0 && fc > 0.0) || (fb < 0.0 && fc < 0.0) {
+            c = a;
+            fc = fa;
+        }
+    }
+    Some(b)
 }
 
 /// A confidence interval for a location shift with its point estimate.
@@ -528,6 +590,18 @@ mod tests {
         let p = mann_whitney_normal_p(&x, &y).unwrap();
         assert!((p - 0.376_759).abs() < 1e-5, "{p}");
         assert_eq!(mann_whitney_normal_p(&[1.0], &[1.0]), None);
+    }
+
+    #[test]
+    fn brent_finds_roots_to_kayentas_tolerance() {
+        let f = |x: f64| Some(x * x - 2.0);
+        let r = brent(0.0, 2.0, -2.0, 2.0, f).unwrap();
+        assert!((r - 2f64.sqrt()).abs() < 1e-4, "{r}");
+        // A step at 0.3: a point within the tolerance of the jump.
+        let step = |x: f64| Some(if x < 0.3 { 1.0 } else { -1.0 });
+        let r = brent(-1.0, 1.0, 1.0, -1.0, step).unwrap();
+        assert!((r - 0.3).abs() <= 1e-4, "{r}");
+        assert_eq!(brent(0.0, 1.0, 0.0, 1.0, |_| None), Some(0.0));
     }
 
     #[test]

@@ -365,8 +365,16 @@ fn tmp_debug_kayenta() {
             if cl != super::kayenta::Classification::Pass {
                 let (co, bo) = (remove_outliers(&c), remove_outliers(&b));
                 let nz = |v: &[f64]| v.iter().filter(|x| **x > 0.0).count();
-                println!("run {r} end {end}: {cl:?} canary {} ({} nz, kept {} nz) baseline {} ({} nz, kept {} nz) ci {:?}",
-                    c.len(), nz(&c), nz(&co), b.len(), nz(&b), nz(&bo), kayenta_interval(&co, &bo, 0.98));
+                println!(
+                    "run {r} end {end}: {cl:?} canary {} ({} nz, kept {} nz) baseline {} ({} nz, kept {} nz) ci {:?}",
+                    c.len(),
+                    nz(&c),
+                    nz(&co),
+                    b.len(),
+                    nz(&b),
+                    nz(&bo),
+                    kayenta_interval(&co, &bo, 0.98)
+                );
                 break;
             }
         }

@@ -51,13 +51,21 @@ pub async fn observe(
     let analysis = rollout.spec.analysis.as_ref()?;
     let status = rollout.status.as_ref()?;
     let canary = template_hash(&spec.template);
-    let canary_runs = status.canary_revision.as_deref() == Some(canary.as_str()) && status.canary_weight > 0;
+    let canary_runs =
+        status.canary_revision.as_deref() == Some(canary.as_str()) && status.canary_weight > 0;
     // During a bake the promoted revision is judged against the previous one's remaining pod.
-    let baking = status.bake.as_ref().filter(|b| b.revision == canary && !canary_runs);
+    let baking = status
+        .bake
+        .as_ref()
+        .filter(|b| b.revision == canary && !canary_runs);
     let baseline = match (canary_runs, baking) {
         (true, _) => {
             let stable = status.stable_revision.clone()?;
-            if spec.baseline { baseline_hash(&stable) } else { stable }
+            if spec.baseline {
+                baseline_hash(&stable)
+            } else {
+                stable
+            }
         }
         (false, Some(bake)) => bake.previous.clone(),
         (false, None) => return None,

@@ -451,7 +451,10 @@ impl<'a> Decider<'a> {
             if let Some(bake) = self.status.bake.take() {
                 self.record(
                     "BakeSuperseded",
-                    format!("bake of {} ended early: new revision {target} starts", bake.revision),
+                    format!(
+                        "bake of {} ended early: new revision {target} starts",
+                        bake.revision
+                    ),
                     Some(&bake.revision),
                     false,
                 );
@@ -488,7 +491,10 @@ impl<'a> Decider<'a> {
         if let Some(Gate::Fail(why)) = self.take_analysis(target) {
             return self.abort(&format!("analysis failed: {why}"), "AnalysisFailed");
         }
-        if let (Some(max), Some(started)) = (self.spec.max_duration, self.status.canary_started_at.clone()) {
+        if let (Some(max), Some(started)) = (
+            self.spec.max_duration,
+            self.status.canary_started_at.clone(),
+        ) {
             let ran = self.now.duration_since(started.0);
             let limit = SignedDuration::try_from(max).unwrap_or(SignedDuration::MAX);
             if ran >= limit {
@@ -637,8 +643,16 @@ impl<'a> Decider<'a> {
     /// status, publishes transitions of its outcome, and returns its gate (None: no analysis).
     fn take_analysis(&mut self, target: &str) -> Option<Gate> {
         let input = self.analysis.filter(|a| a.status.revision == target)?;
-        let before = self.status.analysis.as_ref().and_then(|a| a.outcome.clone());
-        let held_since = self.status.analysis.as_ref().and_then(|a| a.held_since.clone());
+        let before = self
+            .status
+            .analysis
+            .as_ref()
+            .and_then(|a| a.outcome.clone());
+        let held_since = self
+            .status
+            .analysis
+            .as_ref()
+            .and_then(|a| a.held_since.clone());
         self.status.analysis = Some(input.status.clone());
         if let Some(a) = self.status.analysis.as_mut() {
             a.held_since = held_since;
@@ -646,15 +660,30 @@ impl<'a> Decider<'a> {
         self.requeue_in(input.next_look);
         match &input.gate {
             Gate::Unavailable(why) if before.as_deref() != Some("Unavailable") => {
-                self.record("AnalysisUnavailable", format!("analysis has no data, holding: {why}"), Some(target), true);
+                self.record(
+                    "AnalysisUnavailable",
+                    format!("analysis has no data, holding: {why}"),
+                    Some(target),
+                    true,
+                );
             }
             Gate::CommonMode(why) if before.as_deref() != Some("CommonMode") => {
                 let why = why.clone();
-                self.record("CommonModeHold", format!("holding canary {target}: {why}"), Some(target), true);
+                self.record(
+                    "CommonModeHold",
+                    format!("holding canary {target}: {why}"),
+                    Some(target),
+                    true,
+                );
                 self.plan_incident(target, "CommonModeHold", &why, Triage::CommonMode);
             }
             Gate::Pass | Gate::Inconclusive(_) if before.as_deref() == Some("Unavailable") => {
-                self.record("AnalysisRecovered", "analysis has data again".into(), Some(target), false);
+                self.record(
+                    "AnalysisRecovered",
+                    "analysis has data again".into(),
+                    Some(target),
+                    false,
+                );
             }
             _ => {}
         }
@@ -668,8 +697,14 @@ impl<'a> Decider<'a> {
             let wait = opens.duration_since(self.now);
             self.requeue_in(wait.unsigned_abs());
         }
-        let when = window.opens_at.map_or_else(|| "no opening ahead".to_string(), |t| format!("opens at {t}"));
-        Some(format!("deployment window closed: {} ({when})", window.message))
+        let when = window.opens_at.map_or_else(
+            || "no opening ahead".to_string(),
+            |t| format!("opens at {t}"),
+        );
+        Some(format!(
+            "deployment window closed: {} ({when})",
+            window.message
+        ))
     }
 
     /// The stable runs; during a bake the previous revision keeps a slice and the judge keeps
@@ -689,7 +724,10 @@ impl<'a> Decider<'a> {
             self.status.bake = None;
             self.record(
                 "BakeCompleted",
-                format!("revision {stable} baked without trouble; previous revision {} scaled down", bake.previous),
+                format!(
+                    "revision {stable} baked without trouble; previous revision {} scaled down",
+                    bake.previous
+                ),
                 Some(stable),
                 false,
             );
@@ -882,7 +920,9 @@ impl<'a> Decider<'a> {
         );
         self.steady(target);
         if let Some(duration) = self.spec.bake {
-            let until = self.now.checked_add(SignedDuration::try_from(duration).unwrap_or(SignedDuration::ZERO));
+            let until = self
+                .now
+                .checked_add(SignedDuration::try_from(duration).unwrap_or(SignedDuration::ZERO));
             let until = until.unwrap_or(self.now);
             self.status.bake = Some(crate::api::BakeStatus {
                 revision: target.to_string(),
@@ -893,7 +933,10 @@ impl<'a> Decider<'a> {
             self.keep_bake_slice(old_stable);
             self.record(
                 "BakeStarted",
-                format!("baking {target} for {}s against one pod of {old_stable}", duration.as_secs()),
+                format!(
+                    "baking {target} for {}s against one pod of {old_stable}",
+                    duration.as_secs()
+                ),
                 Some(target),
                 false,
             );

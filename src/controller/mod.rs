@@ -85,7 +85,11 @@ pub struct Context {
 
 /// Runs the controller until SIGTERM/SIGINT. `namespace`: watch only that namespace;
 /// `windows`: the deployment windows of Rollouts without their own.
-pub async fn run(client: Client, namespace: Option<String>, windows: windows::WindowDefaults) -> anyhow::Result<()> {
+pub async fn run(
+    client: Client,
+    namespace: Option<String>,
+    windows: windows::WindowDefaults,
+) -> anyhow::Result<()> {
     let (rollouts, replica_sets): (Api<DeserializeGuard<Rollout>>, Api<ReplicaSet>) =
         match &namespace {
             Some(ns) => (

@@ -487,7 +487,12 @@ fn closed_until(cluster: &Cluster, seconds: i64) -> WindowGate {
     WindowGate {
         open: false,
         message: "outside the allowed windows (Mon-Thu 09:00-16:00 Europe/Berlin)".into(),
-        opens_at: Some(cluster.now.checked_add(k8s_openapi::jiff::SignedDuration::from_secs(seconds)).unwrap()),
+        opens_at: Some(
+            cluster
+                .now
+                .checked_add(k8s_openapi::jiff::SignedDuration::from_secs(seconds))
+                .unwrap(),
+        ),
         closes_at: None,
     }
 }
@@ -502,7 +507,10 @@ fn outside_its_window_a_new_revision_waits_before_its_first_canary_pod() {
     assert!(status.message.unwrap().contains("deployment window closed"));
     assert_eq!(cluster.pods("web:2"), 0, "not a single canary pod");
     assert_eq!(status.window.map(|w| w.open), Some(false));
-    assert!(cluster.plans.last().unwrap().requeue_after.as_secs() <= 600, "looks again when it opens");
+    assert!(
+        cluster.plans.last().unwrap().requeue_after.as_secs() <= 600,
+        "looks again when it opens"
+    );
     cluster.window = None;
     cluster.settle();
     assert_eq!(cluster.pods("web:2"), 1, "starts once the window opens");
@@ -510,7 +518,8 @@ fn outside_its_window_a_new_revision_waits_before_its_first_canary_pod() {
 
 #[test]
 fn a_window_closing_mid_rollout_holds_it_but_abort_still_works() {
-    let mut cluster = deployed(Rollout::test().with_steps(vec![weight(10), pause(Some("1m")), weight(50)]));
+    let mut cluster =
+        deployed(Rollout::test().with_steps(vec![weight(10), pause(Some("1m")), weight(50)]));
     cluster.set_image("web:2").settle();
     cluster.window = Some(closed_until(&cluster, 3600));
     cluster.advance(120).settle();
@@ -538,13 +547,19 @@ fn a_canary_past_its_max_duration_is_rolled_back() {
 #[test]
 fn bake_keeps_one_old_pod_then_scales_it_down() {
     let mut rollout = Rollout::test().with_steps(vec![weight(50)]);
-    rollout.spec.bake = Some(crate::api::Bake { duration: "1h".into() });
+    rollout.spec.bake = Some(crate::api::Bake {
+        duration: "1h".into(),
+    });
     let mut cluster = deployed(rollout);
     cluster.set_image("web:2").settle();
     let status = cluster.status();
     assert_eq!(status.stable_revision, Some(Cluster::hash_of("web:2")));
     assert!(status.bake.is_some());
-    assert_eq!((cluster.pods("web:2"), cluster.pods("web:1")), (10, 1), "one pod of the previous revision stays");
+    assert_eq!(
+        (cluster.pods("web:2"), cluster.pods("web:1")),
+        (10, 1),
+        "one pod of the previous revision stays"
+    );
     cluster.advance(3599).settle();
     assert_eq!(cluster.pods("web:1"), 1);
     cluster.advance(1).settle();
@@ -555,15 +570,25 @@ fn bake_keeps_one_old_pod_then_scales_it_down() {
 
 #[test]
 fn a_regression_caught_in_bake_rolls_back_to_the_previous_revision_with_an_incident() {
-    let mut rollout = Rollout::test().with_analysis(OnInconclusive::Hold).with_steps(vec![weight(50)]);
-    rollout.spec.bake = Some(crate::api::Bake { duration: "1h".into() });
+    let mut rollout = Rollout::test()
+        .with_analysis(OnInconclusive::Hold)
+        .with_steps(vec![weight(50)]);
+    rollout.spec.bake = Some(crate::api::Bake {
+        duration: "1h".into(),
+    });
     let mut cluster = deployed(rollout);
     cluster.set_image("web:2");
     cluster.analysis_says(Gate::Pass);
     cluster.settle();
     cluster.analysis_says(Gate::Pass).settle();
-    assert!(cluster.status().bake.is_some(), "{:?}", cluster.status().message);
-    cluster.advance(600).analysis_says(Gate::Fail("metric http-errors: canary 9% vs baseline 1%".into()));
+    assert!(
+        cluster.status().bake.is_some(),
+        "{:?}",
+        cluster.status().message
+    );
+    cluster.advance(600).analysis_says(Gate::Fail(
+        "metric http-errors: canary 9% vs baseline 1%".into(),
+    ));
     let plan = cluster.decide();
     let incident = plan.incident.expect("an incident");
     assert_eq!(incident.trigger, "BakeFailed");

@@ -182,10 +182,14 @@ pub fn validate(spec: &RolloutSpec) -> Result<ValidSpec, SpecError> {
             })?;
     }
     let bake = match &spec.bake {
-        Some(bake) => Some(bake.duration.to_duration().map_err(|source| SpecError::Duration {
-            field: "spec.bake.duration".into(),
-            source,
-        })?),
+        Some(bake) => Some(
+            bake.duration
+                .to_duration()
+                .map_err(|source| SpecError::Duration {
+                    field: "spec.bake.duration".into(),
+                    source,
+                })?,
+        ),
         None => None,
     };
     let max_duration = match &canary.max_duration {

@@ -7,5 +7,6 @@ mod analysis;
 mod fleet;
 mod incident;
 mod rollout;
+mod schedule;
 mod smoke;
 mod support;

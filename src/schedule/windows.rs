@@ -219,7 +219,13 @@ struct Freeze {
     span: Span,
 }
 
-/// Compiles `spec.windows`. The first invalid field is returned, named as in the Rollout.
+/// Compiles `spec.windows`.
+///
+/// # Errors
+///
+/// The first invalid field, named as in the Rollout with its fix: an unknown `timeZone`, an
+/// empty or misspelt `days`, a `start`/`end` that is not `HH:MM` (or equal to each other), a
+/// freeze bound that is not a local civil date-time, or a freeze whose `to` is not after `from`.
 pub fn compile(windows: &Windows) -> Result<WindowPolicy, WindowError> {
     let Windows {
         time_zone,

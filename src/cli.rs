@@ -30,6 +30,18 @@ enum Command {
         /// none of their own (default: none, rollouts may run at any time).
         #[arg(long, env = "FIREBREAK_DEFAULT_WINDOWS")]
         default_windows: Option<std::path::PathBuf>,
+        /// Run several replicas: only the holder of a coordination.k8s.io Lease reconciles.
+        #[arg(long, env = "FIREBREAK_LEADER_ELECTION")]
+        leader_election: bool,
+        /// Name of the Lease.
+        #[arg(long, default_value = "firebreak-controller")]
+        lease_name: String,
+        /// Namespace of the Lease (default: $POD_NAMESPACE, else --namespace, else `default`).
+        #[arg(long, env = "POD_NAMESPACE")]
+        lease_namespace: Option<String>,
+        /// Seconds a leader holds the Lease without renewing it; a standby takes over after it.
+        #[arg(long, default_value_t = 15)]
+        lease_duration_seconds: u64,
     },
     /// Show a rollout's state at a glance.
     Status {
@@ -139,12 +151,32 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Controller {
             namespace,
             default_windows,
+            leader_election,
+            lease_name,
+            lease_namespace,
+            lease_duration_seconds,
         } => {
             let windows = match default_windows {
                 Some(path) => crate::controller::windows::WindowDefaults::load(&path)?,
                 None => crate::controller::windows::WindowDefaults::none(),
             };
-            crate::controller::run(client().await?, namespace, windows).await
+            let client = client().await?;
+            if !leader_election {
+                return crate::controller::run(client, namespace, windows).await;
+            }
+            let election = crate::controller::leader::LeaderElection {
+                namespace: lease_namespace
+                    .or_else(|| namespace.clone())
+                    .unwrap_or_else(|| "default".into()),
+                lease: lease_name,
+                identity: std::env::var("POD_NAME")
+                    .unwrap_or_else(|_| format!("firebreak-{}", std::process::id())),
+                duration_seconds: lease_duration_seconds,
+            };
+            crate::controller::leader::run_as_leader(client.clone(), election, || {
+                crate::controller::run(client.clone(), namespace.clone(), windows.clone())
+            })
+            .await
         }
         Command::Status {
             target,

@@ -20,4 +20,5 @@ pub mod fleet;
 pub mod incident;
 pub mod schedule;
 pub mod status;
+pub mod telemetry;
 pub mod traffic;

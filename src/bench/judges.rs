@@ -170,6 +170,13 @@ impl JudgeKind {
         }
     }
 
+    /// The judge ignores the look cadence and missing looks (Kayenta reads its own 1-minute
+    /// series every 30 minutes; the oracle queries once at the horizon): its outcome on a
+    /// stream is the same at every cadence, so the runner computes it once per stream.
+    pub fn ignores_cadence(&self) -> bool {
+        matches!(self, JudgeKind::Kayenta | JudgeKind::Oracle)
+    }
+
     /// A fresh judge for one run of `scenario` looked at every `cadence` seconds.
     pub fn build(&self, scenario: &Scenario, cadence: u32, settings: &Settings) -> Box<dyn Judge> {
         let base = scenario.baseline_rate();

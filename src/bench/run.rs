@@ -279,11 +279,22 @@ pub fn run(
                         let (scenario, members) = &scenarios[unit / runs as usize];
                         let run = (unit % runs as usize) as u64;
                         let stream = scenario.generate(seed, run);
+                        let mut shared: Vec<Option<Outcome>> = vec![None; judges];
                         for &c in members {
                             let cadence = cells[c].cadence;
                             for (j, judge) in JudgeKind::ALL.iter().enumerate() {
-                                let outcome =
-                                    judge_stream(*judge, scenario, cadence, &settings, &stream);
+                                let outcome = match shared[j] {
+                                    Some(o) => o,
+                                    None => {
+                                        let o = judge_stream(
+                                            *judge, scenario, cadence, &settings, &stream,
+                                        );
+                                        if judge.ignores_cadence() {
+                                            shared[j] = Some(o);
+                                        }
+                                        o
+                                    }
+                                };
                                 let t = &mut tallies[c][j];
                                 t.runs += 1;
                                 let until = match outcome {

@@ -13,6 +13,7 @@
 pub mod analysis;
 pub mod conditions;
 pub mod decide;
+pub mod leader;
 pub mod mitigate;
 pub mod revisions;
 pub mod second_wave;

@@ -6,6 +6,7 @@
 mod analysis;
 mod fleet;
 mod incident;
+mod leader;
 mod rollout;
 mod schedule;
 mod smoke;

@@ -212,14 +212,21 @@ pub async fn install_crds(client: &Client) {
 pub struct ControllerProcess {
     child: Option<tokio::process::Child>,
     namespace: String,
+    args: Vec<String>,
 }
 
 impl ControllerProcess {
     /// Starts a controller watching `namespace`.
     pub fn start(namespace: &str) -> ControllerProcess {
+        ControllerProcess::start_with(namespace, &[])
+    }
+
+    /// Starts a controller watching `namespace` with extra command-line `args`.
+    pub fn start_with(namespace: &str, args: &[&str]) -> ControllerProcess {
         let mut process = ControllerProcess {
             child: None,
             namespace: namespace.to_string(),
+            args: args.iter().map(|a| a.to_string()).collect(),
         };
         process.restart();
         process
@@ -236,6 +243,7 @@ impl ControllerProcess {
             .expect("log file");
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_firebreak"))
             .args(["controller", "--namespace", &self.namespace])
+            .args(&self.args)
             .env("FIREBREAK_LOG", "info,firebreak=debug")
             .stdout(log.try_clone().expect("log file"))
             .stderr(log)

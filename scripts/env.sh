@@ -15,6 +15,7 @@
 #   FIREBREAK_SCRAPE_DIR      a directory Prometheus watches for file_sd target files (*.json)
 #   FIREBREAK_PROMETHEUS_BIN  the Prometheus binary (tests start private ones with it)
 #   FIREBREAK_KUBECTL         the kubectl built with the control plane
+#   FIREBREAK_HELM            helm, built from its Go module
 #
 # Settings (environment variables):
 #   FIREBREAK_NODES              fake nodes to create (default 4)
@@ -181,6 +182,7 @@ export FIREBREAK_SCRAPE_DIR=$dir/scrape
 export FIREBREAK_ENV_NAME=$name
 export FIREBREAK_PROMETHEUS_BIN=$PROMETHEUS
 export FIREBREAK_KUBECTL=$KUBECTL
+export FIREBREAK_HELM=$HELM
 EOF
     trap - ERR
     log "ready"

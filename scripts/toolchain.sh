@@ -110,6 +110,12 @@ EOF
     rm -rf "$work"
 }
 
+build_helm() {
+    local out="$1"
+    mkdir -p "$out/bin"
+    GOBIN="$out/bin" go install -trimpath -ldflags "-s -w" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+}
+
 ensure_prometheus() {
     if command -v prometheus >/dev/null 2>&1; then
         return 0
@@ -131,6 +137,7 @@ ensure_prometheus
 with_scratch "kubernetes-$KUBE_VERSION" build_kubernetes
 with_scratch "kwok-$KWOK_VERSION" build_kwok
 with_scratch "etcd-$ETCD_VERSION" build_etcd
+with_scratch "helm-$HELM_VERSION" build_helm
 
 kbin="$cache/kubernetes-$KUBE_VERSION/bin"
 cat <<EOF
@@ -142,4 +149,5 @@ KWOK=$cache/kwok-$KWOK_VERSION/bin/kwok
 KWOKCTL=$cache/kwok-$KWOK_VERSION/bin/kwokctl
 ETCD=$cache/etcd-$ETCD_VERSION/bin/etcd
 PROMETHEUS=$(command -v prometheus)
+HELM=$cache/helm-$HELM_VERSION/bin/helm
 EOF

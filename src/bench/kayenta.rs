@@ -165,14 +165,14 @@ impl Default for KayentaStyle {
 
 impl Judge for KayentaStyle {
     fn look(&mut self, look: &Look, stream: &Stream) -> bool {
-        if look.end % KAYENTA_INTERVAL != 0 {
+        if !look.end.is_multiple_of(KAYENTA_INTERVAL) {
             return false;
         }
         let (canary, baseline) = Self::minute_rates(stream, look.end);
         let keep = |v: Vec<f64>| v.into_iter().filter(|x| !x.is_nan()).collect::<Vec<_>>();
         let rng = self
             .rng
-            .get_or_insert_with(|| ChaCha8Rng::seed_from_u64(stream.seed ^ 0x6b61_7965_6e74_61));
+            .get_or_insert_with(|| ChaCha8Rng::seed_from_u64(stream.seed ^ 0x006b_6179_656e_7461));
         let classification = classify(&keep(canary), &keep(baseline), rng);
         classification.score() <= KAYENTA_MARGINAL
     }

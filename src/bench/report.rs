@@ -59,6 +59,9 @@ pub fn write_all(results: &Results, out: &Path, command: &str) -> Result<Written
     })
 }
 
+/// A column of a summary table: its title and the cells it pools.
+type Column = (String, Box<dyn Fn(&Cell) -> bool>);
+
 /// Is `cell` a stream without a regression beyond the margin (R ≤ maxRatio)? Rollbacks there
 /// are false rollbacks; elsewhere they are detections and promotions are wrong.
 pub fn is_null(results: &Results, cell: &Cell) -> bool {
@@ -110,6 +113,9 @@ fn share(k: u64, n: u64) -> f64 {
 }
 
 fn with_interval(k: u64, n: u64) -> String {
+    if n == 0 {
+        return "- (no runs)".into();
+    }
     let (lo, hi) = wilson(k, n);
     format!(
         "{} [{}, {}]",
@@ -228,7 +234,7 @@ fn cell_name(cell: &Cell) -> String {
 }
 
 fn cadence_label(cadence: u32) -> String {
-    if cadence % 60 == 0 {
+    if cadence.is_multiple_of(60) {
         format!("{}m", cadence / 60)
     } else {
         format!("{cadence}s")
@@ -510,7 +516,7 @@ fn false_rollbacks(md: &mut String, results: &Results) {
         md,
         "Share of runs rolled back with no regression beyond the margin, pooled over cells.\n"
     );
-    let columns: Vec<(String, Box<dyn Fn(&Cell) -> bool>)> = vec![
+    let columns: Vec<Column> = vec![
         (
             "R = 1, no nuisance".into(),
             Box::new(|c: &Cell| {
@@ -555,11 +561,7 @@ fn false_rollbacks(md: &mut String, results: &Results) {
     table_by_judge(md, results, &columns);
 }
 
-fn table_by_judge(
-    md: &mut String,
-    results: &Results,
-    columns: &[(String, Box<dyn Fn(&Cell) -> bool>)],
-) {
+fn table_by_judge(md: &mut String, results: &Results, columns: &[Column]) {
     let _ = write!(md, "| judge |");
     for (name, _) in columns {
         let _ = write!(md, " {name} |");
@@ -591,7 +593,7 @@ fn detection(md: &mut String, results: &Results) {
         "Share of runs rolled back within the horizon, pooled over traffic, baseline, weights \
          and cadence; the last columns pool 10 and 100 req/s, where information is plentiful.\n"
     );
-    let mut columns: Vec<(String, Box<dyn Fn(&Cell) -> bool>)> = Vec::new();
+    let mut columns: Vec<Column> = Vec::new();
     for (name, r) in [
         ("R = 1.5", Regression::Ratio(1.5)),
         ("R = 2", Regression::Ratio(2.0)),

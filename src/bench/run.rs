@@ -319,7 +319,7 @@ pub fn run(
                             }
                         }
                         let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
-                        if finished % 500 == 0 || finished == units {
+                        if finished.is_multiple_of(500) || finished == units {
                             progress(finished, units);
                         }
                     }

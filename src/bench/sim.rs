@@ -519,7 +519,7 @@ fn splitmix(x: u64) -> u64 {
 }
 
 fn poisson(rng: &mut ChaCha8Rng, mean: f64) -> u64 {
-    if !(mean > 0.0) {
+    if mean.is_nan() || mean <= 0.0 {
         return 0;
     }
     Poisson::new(mean).map_or(0, |p| {
@@ -529,7 +529,7 @@ fn poisson(rng: &mut ChaCha8Rng, mean: f64) -> u64 {
 }
 
 fn binomial(rng: &mut ChaCha8Rng, n: u64, p: f64) -> u64 {
-    if n == 0 || !(p > 0.0) {
+    if n == 0 || p.is_nan() || p <= 0.0 {
         return 0;
     }
     Binomial::new(n, p.min(1.0)).map_or(0, |b| b.sample(rng))

@@ -40,7 +40,7 @@ pub fn ln_gamma(x: f64) -> f64 {
         9.984_369_578_019_572e-6,
         1.505_632_735_149_311_6e-7,
     ];
-    if !(x > 0.0) || !x.is_finite() {
+    if x.is_nan() || x <= 0.0 || !x.is_finite() {
         return f64::INFINITY;
     }
     if x < 0.5 {
@@ -340,7 +340,7 @@ impl RankSum {
         };
         let total = nx + ny;
         let sigma = (nx * ny / 12.0 * ((total + 1.0) - self.ties / (total * (total - 1.0)))).sqrt();
-        if !(sigma > 0.0) {
+        if sigma.is_nan() || sigma <= 0.0 {
             return None;
         }
         Some((dz - correction) / sigma)

@@ -266,6 +266,14 @@ impl Metrics {
         }
     }
 
+    /// Forgets every Rollout and removes all `firebreak_rollouts` series. Call it when this
+    /// replica stops leading: a standby's counts would go stale and be summed with the leader's.
+    pub fn forget_rollouts(&self) {
+        let mut book = lock(&self.inner.phases);
+        *book = PhaseBook::default();
+        self.inner.rollouts.clear();
+    }
+
     /// Records one reconciliation that took `seconds` (wall-clock, from the start of observe to
     /// the end of record) and ended with `outcome`: `ok`, or the error's kind (its
     /// `metric_label()`, e.g. `KubeApi`). Negative values count as 0.
@@ -428,6 +436,23 @@ mod tests {
         metrics.set_rollout_phase("shop", "checkout", Some("Healthy"));
         assert_eq!(rollouts("shop", "Healthy"), Some(1.0));
         assert_eq!(rollouts("shop", "Progressing"), None);
+    }
+
+    #[test]
+    fn a_standby_forgets_every_rollout_and_counts_afresh() {
+        let metrics = Metrics::new();
+        metrics.set_rollout_phase("shop", "checkout", Some("Progressing"));
+        metrics.set_rollout_phase("blog", "posts", Some("Healthy"));
+        metrics.forget_rollouts();
+        assert!(!metrics.encode().contains("firebreak_rollouts{"));
+        metrics.set_rollout_phase("shop", "checkout", Some("Progressing"));
+        assert_eq!(
+            value(
+                &metrics.encode(),
+                r#"firebreak_rollouts{namespace="shop",phase="Progressing"}"#
+            ),
+            Some(1.0)
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! see `support` for how a test reaches it.
 
 mod analysis;
+mod chart;
 mod fleet;
 mod incident;
 mod leader;

@@ -213,6 +213,7 @@ pub struct ControllerProcess {
     child: Option<tokio::process::Child>,
     namespace: String,
     args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 impl ControllerProcess {
@@ -227,6 +228,27 @@ impl ControllerProcess {
             child: None,
             namespace: namespace.to_string(),
             args: args.iter().map(|a| a.to_string()).collect(),
+            env: Vec::new(),
+        };
+        process.restart();
+        process
+    }
+
+    /// Starts a controller watching `namespace` with extra `args` and environment variables
+    /// (e.g. a `KUBECONFIG` with a ServiceAccount's token).
+    pub fn start_with_env(
+        namespace: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> ControllerProcess {
+        let mut process = ControllerProcess {
+            child: None,
+            namespace: namespace.to_string(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         process.restart();
         process
@@ -244,6 +266,7 @@ impl ControllerProcess {
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_firebreak"))
             .args(["controller", "--namespace", &self.namespace])
             .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("FIREBREAK_LOG", "info,firebreak=debug")
             .stdout(log.try_clone().expect("log file"))
             .stderr(log)

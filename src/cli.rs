@@ -42,6 +42,10 @@ enum Command {
         /// Seconds a leader holds the Lease without renewing it; a standby takes over after it.
         #[arg(long, default_value_t = 15)]
         lease_duration_seconds: u64,
+        /// Serve /metrics, /healthz and /readyz here (e.g. 0.0.0.0:8080; port 0 picks one, logged
+        /// at start). Absent: not served.
+        #[arg(long, env = "FIREBREAK_METRICS_ADDRESS")]
+        metrics_address: Option<std::net::SocketAddr>,
     },
     /// Show a rollout's state at a glance.
     Status {
@@ -132,8 +136,10 @@ fn init_logging() {
     let filter =
         EnvFilter::try_from_env("FIREBREAK_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var("FIREBREAK_LOG_FORMAT").is_ok_and(|f| f == "json");
+    use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     if json {
         builder.json().init();
@@ -155,14 +161,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             lease_name,
             lease_namespace,
             lease_duration_seconds,
+            metrics_address,
         } => {
+            let telemetry = crate::controller::Telemetry::default();
+            let (_stop_serving, stopped) = futures::channel::oneshot::channel::<()>();
+            if let Some(address) = metrics_address {
+                crate::telemetry::serve(
+                    address,
+                    telemetry.metrics.clone(),
+                    telemetry.health.clone(),
+                    async move {
+                        let _ = stopped.await;
+                    },
+                )
+                .await?;
+            }
             let windows = match default_windows {
                 Some(path) => crate::controller::windows::WindowDefaults::load(&path)?,
                 None => crate::controller::windows::WindowDefaults::none(),
             };
             let client = client().await?;
             if !leader_election {
-                return crate::controller::run(client, namespace, windows).await;
+                telemetry.metrics.set_leader(true);
+                return crate::controller::run(client, namespace, windows, telemetry).await;
             }
             let election = crate::controller::leader::LeaderElection {
                 namespace: lease_namespace
@@ -173,9 +194,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     .unwrap_or_else(|_| format!("firebreak-{}", std::process::id())),
                 duration_seconds: lease_duration_seconds,
             };
-            crate::controller::leader::run_as_leader(client.clone(), election, || {
-                crate::controller::run(client.clone(), namespace.clone(), windows.clone())
-            })
+            crate::controller::leader::run_as_leader(
+                client.clone(),
+                election,
+                telemetry.clone(),
+                || {
+                    crate::controller::run(
+                        client.clone(),
+                        namespace.clone(),
+                        windows.clone(),
+                        telemetry.clone(),
+                    )
+                },
+            )
             .await
         }
         Command::Status {

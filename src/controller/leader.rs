@@ -28,6 +28,7 @@ pub struct LeaderElection {
 pub async fn run_as_leader<F, Fut>(
     client: Client,
     election: LeaderElection,
+    telemetry: super::Telemetry,
     mut work: F,
 ) -> anyhow::Result<()>
 where
@@ -51,6 +52,9 @@ where
             )
         })?;
     let (mut leading, task) = manager.watch().await;
+    // A standby is ready (it serves probes and can take over): readiness must not wait for
+    // leadership, or rolling updates and the PodDisruptionBudget would stall.
+    telemetry.health.set_ready(true);
     loop {
         info!(lease = %election.lease, identity = %election.identity, "waiting to become the leader");
         while !*leading.borrow_and_update() {
@@ -59,19 +63,25 @@ where
             }
         }
         info!(lease = %election.lease, identity = %election.identity, "became the leader");
+        telemetry.metrics.set_leader(true);
         let finished = tokio::select! {
             result = work() => Some(result),
             () = lost(&mut leading) => None,
         };
         match finished {
             Some(result) => {
+                telemetry.metrics.set_leader(false);
                 drop(leading);
                 if let Ok(Err(e)) = task.await {
                     warn!(error = %e, "releasing the Lease failed");
                 }
                 return result;
             }
-            None => warn!(lease = %election.lease, "lost the Lease: stopped reconciling"),
+            None => {
+                warn!(lease = %election.lease, "lost the Lease: stopped reconciling");
+                telemetry.metrics.set_leader(false);
+                telemetry.metrics.forget_rollouts();
+            }
         }
     }
 }

@@ -82,6 +82,17 @@ pub struct Context {
     pub router: ReplicaWeighted,
     /// Deployment windows for Rollouts without their own.
     pub windows: windows::WindowDefaults,
+    /// The controller's own metrics.
+    pub metrics: crate::telemetry::Metrics,
+}
+
+/// The controller's metrics and health state, shared with the HTTP endpoints.
+#[derive(Clone, Debug, Default)]
+pub struct Telemetry {
+    /// Prometheus metrics.
+    pub metrics: crate::telemetry::Metrics,
+    /// Readiness for `/readyz`.
+    pub health: crate::telemetry::Health,
 }
 
 /// Runs the controller until SIGTERM/SIGINT. `namespace`: watch only that namespace;
@@ -90,6 +101,7 @@ pub async fn run(
     client: Client,
     namespace: Option<String>,
     windows: windows::WindowDefaults,
+    telemetry: Telemetry,
 ) -> anyhow::Result<()> {
     let (rollouts, replica_sets): (Api<DeserializeGuard<Rollout>>, Api<ReplicaSet>) =
         match &namespace {
@@ -112,11 +124,13 @@ pub async fn run(
             instance: std::env::var("POD_NAME").ok(),
         },
     );
+    telemetry.health.set_ready(true);
     let context = Arc::new(Context {
         client,
         recorder,
         router: ReplicaWeighted,
         windows,
+        metrics: telemetry.metrics.clone(),
     });
     info!(
         namespace = namespace.as_deref().unwrap_or("(all)"),
@@ -139,12 +153,25 @@ pub async fn run(
     Ok(())
 }
 
-fn error_policy(_: Arc<DeserializeGuard<Rollout>>, error: &Error, _: Arc<Context>) -> Action {
+fn error_policy(_: Arc<DeserializeGuard<Rollout>>, error: &Error, ctx: Arc<Context>) -> Action {
     warn!(error = %error, kind = error.metric_label(), "retrying");
+    ctx.metrics.record_error(error.metric_label());
     Action::requeue(Duration::from_secs(5))
 }
 
 async fn reconcile(
+    guard: Arc<DeserializeGuard<Rollout>>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
+    let started = std::time::Instant::now();
+    let result = reconcile_inner(guard, ctx.clone()).await;
+    let outcome = result.as_ref().err().map_or("ok", Error::metric_label);
+    ctx.metrics
+        .observe_reconcile(started.elapsed().as_secs_f64(), outcome);
+    result
+}
+
+async fn reconcile_inner(
     guard: Arc<DeserializeGuard<Rollout>>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
@@ -166,15 +193,21 @@ async fn reconcile(
         .map_err(kube_err(format!("reading Rollout {namespace}/{name}")))?
     {
         Some(r) => r,
-        None => return Ok(Action::await_change()),
+        None => {
+            ctx.metrics.set_rollout_phase(&namespace, &name, None);
+            return Ok(Action::await_change());
+        }
     };
     if rollout.metadata.deletion_timestamp.is_some() {
+        ctx.metrics.set_rollout_phase(&namespace, &name, None);
         return Ok(Action::await_change());
     }
     let spec = match validate::validate(&rollout.spec) {
         Ok(spec) => spec,
         Err(e) => {
             record_invalid_spec(&ctx, &api, &rollout, &e.to_string()).await?;
+            ctx.metrics
+                .set_rollout_phase(&namespace, &name, Some("Degraded"));
             return Ok(Action::await_change());
         }
     };
@@ -206,7 +239,31 @@ async fn reconcile(
         window: ctx.windows.gate(&rollout, now),
     });
 
+    if let Some(a) = &analysis {
+        let before = rollout
+            .status
+            .as_ref()
+            .and_then(|s| s.analysis.as_ref())
+            .map_or(0, |p| p.looks);
+        if a.status.looks > before {
+            for metric in &a.status.metrics {
+                ctx.metrics.record_analysis(&metric.name, &metric.verdict);
+            }
+        }
+    }
     let mitigation = act(&ctx, &rs_api, &rollout, &revisions, &plan).await?;
+    if plan.flip_kill_switch
+        && let Some(incident) = &plan.incident
+    {
+        // From the evidence turning against the canary (or the decision) to the canary shrunk.
+        let from = incident
+            .analysis
+            .as_ref()
+            .and_then(|a| a.adverse_since.as_ref())
+            .map_or(now, |t| t.0);
+        let seconds = Timestamp::now().duration_since(from).as_secs_f64();
+        ctx.metrics.observe_rollback(seconds, &incident.trigger);
+    }
     let incident = match &plan.incident {
         Some(incident) => Some(
             create_incident(&ctx, &rollout, &spec, &revisions, incident, mitigation, now).await?,
@@ -214,6 +271,9 @@ async fn reconcile(
         None => None,
     };
     record(&ctx, &api, &rollout, &plan).await?;
+    let phase = plan.status.phase.map(|p| p.to_string());
+    ctx.metrics
+        .set_rollout_phase(&namespace, &name, phase.as_deref());
     notify(&ctx, &rollout, &plan, incident);
     let second_wave = second_wave::check(&ctx, &rollout, Timestamp::now()).await;
     let requeue = second_wave.map_or(plan.requeue_after, |w| w.min(plan.requeue_after));

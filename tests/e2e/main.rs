@@ -12,3 +12,4 @@ mod rollout;
 mod schedule;
 mod smoke;
 mod support;
+mod telemetry;

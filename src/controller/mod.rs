@@ -163,8 +163,19 @@ async fn reconcile(
     guard: Arc<DeserializeGuard<Rollout>>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
+    use tracing::Instrument;
     let started = std::time::Instant::now();
-    let result = reconcile_inner(guard, ctx.clone()).await;
+    // Every log line of a reconcile carries the rollout, its namespace and its revision.
+    let (name, namespace, revision) = match &guard.0 {
+        Ok(r) => (r.name_any(), r.namespace().unwrap_or_default(), revisions::template_hash(&r.spec.template)),
+        Err(invalid) => (
+            invalid.metadata.name.clone().unwrap_or_default(),
+            invalid.metadata.namespace.clone().unwrap_or_default(),
+            String::new(),
+        ),
+    };
+    let span = tracing::info_span!("reconcile", rollout = %name, namespace = %namespace, revision = %revision);
+    let result = reconcile_inner(guard, ctx.clone()).instrument(span).await;
     let outcome = result.as_ref().err().map_or("ok", Error::metric_label);
     ctx.metrics
         .observe_reconcile(started.elapsed().as_secs_f64(), outcome);

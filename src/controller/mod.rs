@@ -167,7 +167,11 @@ async fn reconcile(
     let started = std::time::Instant::now();
     // Every log line of a reconcile carries the rollout, its namespace and its revision.
     let (name, namespace, revision) = match &guard.0 {
-        Ok(r) => (r.name_any(), r.namespace().unwrap_or_default(), revisions::template_hash(&r.spec.template)),
+        Ok(r) => (
+            r.name_any(),
+            r.namespace().unwrap_or_default(),
+            revisions::template_hash(&r.spec.template),
+        ),
         Err(invalid) => (
             invalid.metadata.name.clone().unwrap_or_default(),
             invalid.metadata.namespace.clone().unwrap_or_default(),

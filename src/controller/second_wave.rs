@@ -13,6 +13,7 @@ use serde_json::json;
 use tracing::warn;
 
 use crate::analysis::assess;
+use crate::analysis::judge::{Counts, Evidence, MetricKind, Policy, Verdict, judge};
 use crate::analysis::prometheus::{Arms, error_counts};
 use crate::analysis::template::Variables;
 use crate::api::{Incident, Phase, Rollout, SecondWave, Triage};
@@ -34,17 +35,36 @@ pub fn window(rollout: &Rollout) -> Duration {
     (interval * 4).clamp(MIN_WINDOW, MAX_WINDOW)
 }
 
-/// Whether the stable recovered: its error rate after the rollback (`errors_after` of
-/// `requests_after`) is at most the larger of `max_ratio` × its rate during the canary
-/// (`rate_before`, as the baseline arm measured it) and that rate plus three standard errors of
-/// the after-window's binomial count — a tolerance for a short window's noise.
-pub fn recovered(errors_after: u64, requests_after: f64, rate_before: f64, max_ratio: f64) -> bool {
-    if requests_after <= 0.0 {
+/// Whether the stable recovered: `false` only when the judge finds, with confidence
+/// `1 − alpha`, that its error rate after the rollback (`errors_after` of `requests_after`) is more
+/// than `max_ratio` times its rate during the canary (`errors_before` of `requests_before`, as the
+/// baseline arm measured it). Both rates are estimates, so the comparison is the same conditional
+/// test the canary was judged with (the "after" window as one arm, the "before" one as the other);
+/// too little data is no evidence of a second wave.
+pub fn recovered(
+    errors_after: u64,
+    requests_after: f64,
+    errors_before: u64,
+    requests_before: f64,
+    max_ratio: f64,
+    alpha: f64,
+) -> bool {
+    let Ok(mut evidence) = Evidence::new(MetricKind::ErrorRate, max_ratio) else {
+        return true;
+    };
+    let counts = Counts {
+        canary_events: errors_after.min(requests_after.max(0.0) as u64),
+        baseline_events: errors_before.min(requests_before.max(0.0) as u64),
+        canary_exposure: requests_after.max(0.0),
+        baseline_exposure: requests_before.max(0.0),
+    };
+    if evidence.observe(&counts).is_err() {
         return true;
     }
-    let rate_after = errors_after as f64 / requests_after;
-    let noise = 3.0 * (rate_before.max(1.0 / requests_after) / requests_after).sqrt();
-    rate_after <= (rate_before * max_ratio).max(rate_before + noise)
+    !matches!(
+        Policy::new(alpha, None).and_then(|p| judge(&evidence, &p)),
+        Ok(Verdict::Fail { .. })
+    )
 }
 
 /// Runs the check for a rolled-back Rollout whose latest Incident has not finished it. Returns
@@ -146,18 +166,30 @@ pub async fn check(ctx: &Context, rollout: &Rollout, now: Timestamp) -> Option<D
                         length.as_secs(),
                         rate_before * 100.0
                     );
+                    let alpha = 1.0
+                        - rollout
+                            .spec
+                            .analysis
+                            .as_ref()
+                            .and_then(|a| a.confidence)
+                            .unwrap_or(assess::DEFAULT_CONFIDENCE);
                     if recovered(
                         after.canary_events,
                         after.canary_exposure,
-                        rate_before,
+                        before.baseline_events,
+                        before.baseline_exposure,
                         max_ratio,
+                        alpha,
                     ) {
-                        ("Recovered", format!("{numbers}: back to its level"))
+                        (
+                            "Recovered",
+                            format!("{numbers}: no evidence of a lasting rise"),
+                        )
                     } else {
                         (
                             "NotRecovered",
                             format!(
-                                "{numbers}: still elevated, so the problem is probably not this change; look elsewhere"
+                                "{numbers}: still elevated beyond doubt, so the problem is probably not this change; look elsewhere"
                             ),
                         )
                     }
@@ -216,19 +248,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn recovery_tolerates_noise_but_not_a_lasting_rise() {
-        assert!(recovered(10, 1000.0, 0.01, 1.5));
-        assert!(recovered(14, 1000.0, 0.01, 1.5), "within 1.5x");
+    fn recovery_needs_evidence_of_a_lasting_rise() {
+        // 1.9% after vs 0.9% before, but the "before" is only 9 errors: not evidence enough.
+        assert!(recovered(92, 4865.0, 9, 1000.0, 1.5, 0.01));
+        assert!(recovered(10, 1000.0, 10, 1000.0, 1.5, 0.01));
         assert!(
-            recovered(19, 1000.0, 0.01, 1.5),
-            "within three standard errors of 1,000 requests"
-        );
-        assert!(
-            !recovered(60, 1000.0, 0.01, 1.5),
+            !recovered(60, 1000.0, 10, 1000.0, 1.5, 0.01),
             "6x the rate before: not recovered"
         );
+        assert!(!recovered(600, 10_000.0, 100, 10_000.0, 1.5, 0.01));
         assert!(
-            recovered(0, 0.0, 0.01, 1.5),
+            recovered(0, 0.0, 10, 1000.0, 1.5, 0.01),
             "no traffic: nothing to say against it"
         );
     }

@@ -4,8 +4,8 @@
 //! for one cause; counting every restart as an independent event would let one bad pod look like
 //! overwhelming evidence (and one flaky baseline pod hide a broken canary). So the ratio test
 //! counts *crashing pods per window*: each pod contributes at most one event per analysis window
-//! (one if its `restartCount` went up, or it sits in `CrashLoopBackOff`), and exposure is
-//! pod-seconds. A crash loop is caught instead by the absolute ceiling
+//! (one if its `restartCount` went up in it; a pod merely waiting in `CrashLoopBackOff` does not
+//! count again), and exposure is pod-seconds. A crash loop is caught instead by the absolute ceiling
 //! `crashRate.maxRestartsPerPod`, which compares the highest restart count of any one canary pod
 //! (since analysis started) with the limit.
 
@@ -72,7 +72,9 @@ pub fn crash_window(
             Side::Canary => [0, 0],
             Side::Baseline => [restarts, restarts],
         });
-        let crashed = restarts > last || pod.crash_looping;
+        // A restart counts once, in the window where restartCount rises: a pod waiting out its
+        // CrashLoopBackOff through several windows has not crashed again in each of them.
+        let crashed = restarts > last;
         let since_start = (restarts - first).max(0) as u32;
         match pod.side {
             Side::Canary => {

@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 use firebreak::api::{Phase, Rollout};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
-use kube::api::{Patch, PatchParams};
 use serde_json::json;
 
 use crate::support::{
-    ControllerProcess, TestEnv, create_rollout, eventually, install_crds, phase, wait_for_rollout,
+    ControllerProcess, TestEnv, create_rollout, eventually, install_crds, phase, rollout_body,
+    set_image, wait_for_rollout,
 };
 
 const ELECTION: &[&str] = &["--leader-election", "--lease-duration-seconds", "4"];
@@ -47,26 +47,12 @@ async fn killing_the_leader_mid_rollout_hands_over_and_the_rollout_finishes_once
 
     let api: Api<Rollout> = Api::namespaced(env.client.clone(), &ns.name);
     let steps = json!([{"setWeight": 20}, {"pause": {"duration": "5s"}}, {"setWeight": 60}, {"pause": {"duration": "3s"}}]);
-    create_rollout(&api, json!({
-        "apiVersion": "firebreak.dev/v1alpha1",
-        "kind": "Rollout",
-        "metadata": {"name": "web"},
-        "spec": {
-            "replicas": 5,
-            "selector": {"matchLabels": {"app": "web"}},
-            "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "app", "image": "web:1"}]}},
-            "strategy": {"canary": {"steps": steps}}
-        }
-    }))
-    .await;
+    create_rollout(&api, rollout_body("web", 5, "web:1", steps)).await;
     wait_for_rollout(&api, "web", "v1 Healthy", Duration::from_secs(60), |r| {
         phase(r) == Some(Phase::Healthy)
     })
     .await;
-    let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "web:2"}]}}}});
-    api.patch("web", &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .unwrap();
+    set_image(&api, "web", "web:2").await;
     let mid = wait_for_rollout(
         &api,
         "web",

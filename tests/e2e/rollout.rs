@@ -12,34 +12,9 @@ use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 
 use crate::support::{
-    RolloutTest, TestEnv, create_rollout, eventually, firebreak, install_crds, phase,
-    wait_for_rollout,
+    RolloutTest, TestEnv, create_rollout, eventually, firebreak, install_crds, phase, rollout_body,
+    set_image, wait_for_rollout,
 };
-
-fn rollout(name: &str, replicas: i32, image: &str, steps: Value) -> Value {
-    json!({
-        "apiVersion": "firebreak.dev/v1alpha1",
-        "kind": "Rollout",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{"name": "app", "image": image}]}
-            },
-            "strategy": {"canary": {"steps": steps}}
-        }
-    })
-}
-
-async fn set_image(api: &Api<Rollout>, name: &str, image: &str) {
-    let patch =
-        json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": image}]}}}});
-    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .expect("changing the image");
-}
 
 fn step(r: &Rollout) -> Option<i32> {
     r.status.as_ref().and_then(|s| s.current_step_index)
@@ -104,7 +79,7 @@ async fn the_crd_rejects_invalid_rollouts_with_a_message_naming_the_field() {
         (
             "selector",
             {
-                let mut r = rollout("a", 1, "app:1", steps.clone());
+                let mut r = rollout_body("a", 1, "app:1", steps.clone());
                 r["spec"]["selector"]["matchLabels"] = json!({"app": "other"});
                 r
             },
@@ -112,12 +87,12 @@ async fn the_crd_rejects_invalid_rollouts_with_a_message_naming_the_field() {
         ),
         (
             "weight",
-            rollout("b", 1, "app:1", json!([{"setWeight": 150}])),
+            rollout_body("b", 1, "app:1", json!([{"setWeight": 150}])),
             "setWeight",
         ),
         (
             "duration",
-            rollout(
+            rollout_body(
                 "c",
                 1,
                 "app:1",
@@ -125,15 +100,19 @@ async fn the_crd_rejects_invalid_rollouts_with_a_message_naming_the_field() {
             ),
             "duration",
         ),
-        ("no steps", rollout("d", 1, "app:1", json!([])), "steps"),
+        (
+            "no steps",
+            rollout_body("d", 1, "app:1", json!([])),
+            "steps",
+        ),
         (
             "both in a step",
-            rollout("e", 1, "app:1", json!([{"setWeight": 10, "pause": {}}])),
+            rollout_body("e", 1, "app:1", json!([{"setWeight": 10, "pause": {}}])),
             "exactly one of setWeight or pause",
         ),
         (
             "empty step",
-            rollout("f", 1, "app:1", json!([{}])),
+            rollout_body("f", 1, "app:1", json!([{}])),
             "exactly one of setWeight or pause",
         ),
     ];
@@ -159,7 +138,7 @@ async fn the_crd_rejects_invalid_rollouts_with_a_message_naming_the_field() {
         }
     }
     // And a valid one is accepted.
-    create_rollout(&api, rollout("ok", 1, "app:1", steps)).await;
+    create_rollout(&api, rollout_body("ok", 1, "app:1", steps)).await;
 }
 
 #[tokio::test]
@@ -174,7 +153,7 @@ async fn initial_deploy_becomes_ready_with_labelled_owned_pods() {
     let started = Instant::now();
     create_rollout(
         &api,
-        rollout("web", 3, "web:1", json!([{"setWeight": 20}, {"pause": {}}])),
+        rollout_body("web", 3, "web:1", json!([{"setWeight": 20}, {"pause": {}}])),
     )
     .await;
     let ready = wait_for_rollout(&api, "web", "phase Healthy", Duration::from_secs(60), |r| {
@@ -287,7 +266,7 @@ async fn an_image_change_walks_through_10_and_50_percent_and_is_promoted() {
         api,
     } = RolloutTest::start("canary-steps").await;
     let steps = json!([{"setWeight": 10}, {"pause": {}}, {"setWeight": 50}, {"pause": {}}]);
-    create_rollout(&api, rollout("shop", 10, "shop:1", steps)).await;
+    create_rollout(&api, rollout_body("shop", 10, "shop:1", steps)).await;
     let v1 = wait_for_rollout(
         &api,
         "shop",
@@ -360,7 +339,7 @@ async fn abort_mid_way_leaves_only_stable_pods_serving() {
     } = RolloutTest::start("abort").await;
     create_rollout(
         &api,
-        rollout(
+        rollout_body(
             "cart",
             4,
             "cart:1",
@@ -433,7 +412,7 @@ async fn a_canary_whose_pods_never_become_ready_is_rolled_back_at_the_deadline()
         controller: _controller,
         api,
     } = RolloutTest::start("deadline").await;
-    let mut body = rollout("api", 2, "api:1", json!([{"setWeight": 50}, {"pause": {}}]));
+    let mut body = rollout_body("api", 2, "api:1", json!([{"setWeight": 50}, {"pause": {}}]));
     body["spec"]["progressDeadlineSeconds"] = json!(8);
     create_rollout(&api, body).await;
     let v1 = wait_for_rollout(&api, "api", "phase Healthy", Duration::from_secs(60), |r| {
@@ -494,7 +473,7 @@ async fn a_controller_killed_mid_rollout_finishes_it_exactly_once_after_restart(
         api,
     } = RolloutTest::start("controller-kill").await;
     let steps = json!([{"setWeight": 20}, {"pause": {"duration": "3s"}}, {"setWeight": 60}, {"pause": {"duration": "3s"}}]);
-    create_rollout(&api, rollout("pay", 5, "pay:1", steps)).await;
+    create_rollout(&api, rollout_body("pay", 5, "pay:1", steps)).await;
     wait_for_rollout(&api, "pay", "phase Healthy", Duration::from_secs(60), |r| {
         phase(r) == Some(Phase::Healthy)
     })

@@ -3,40 +3,17 @@
 
 use std::time::Duration;
 
-use firebreak::api::{Incident, Phase, Rollout};
+use firebreak::api::{Incident, Phase};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::{SignedDuration, Timestamp, tz::TimeZone};
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, ResourceExt};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::analysis::rollout as analysed_rollout;
-use crate::support::{Fleet, RolloutTest, create_rollout, firebreak, phase, wait_for_rollout};
-
-fn plain_rollout(name: &str, steps: Value) -> Value {
-    json!({
-        "apiVersion": "firebreak.dev/v1alpha1",
-        "kind": "Rollout",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": 4,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{"name": "app", "image": format!("{name}:1")}]}
-            },
-            "strategy": {"canary": {"steps": steps}}
-        }
-    })
-}
-
-async fn set_image(api: &Api<Rollout>, name: &str, image: &str) {
-    let patch =
-        json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": image}]}}}});
-    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .expect("changing the image");
-}
+use crate::support::{
+    Fleet, RolloutTest, create_rollout, firebreak, phase, rollout_body, set_image, wait_for_rollout,
+};
 
 fn utc_hhmm(t: Timestamp) -> String {
     t.to_zoned(TimeZone::UTC).strftime("%H:%M").to_string()
@@ -60,7 +37,7 @@ async fn a_rollout_outside_its_window_waits_and_starts_when_the_window_opens() {
     })
     .unwrap();
     let closes = opens.checked_add(SignedDuration::from_mins(30)).unwrap();
-    let mut body = plain_rollout("web", json!([{"setWeight": 25}, {"pause": {}}]));
+    let mut body = rollout_body("web", 4, "web:1", json!([{"setWeight": 25}, {"pause": {}}]));
     body["spec"]["windows"] = json!({
         "timeZone": "UTC",
         "allow": [{"days": ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"], "start": utc_hhmm(opens), "end": utc_hhmm(closes)}]
@@ -135,7 +112,7 @@ async fn a_window_closing_mid_rollout_holds_it_and_abort_still_works() {
     } = RolloutTest::start("window-closes").await;
     let steps =
         json!([{"setWeight": 25}, {"pause": {"duration": "3s"}}, {"setWeight": 50}, {"pause": {}}]);
-    create_rollout(&api, plain_rollout("cart", steps)).await;
+    create_rollout(&api, rollout_body("cart", 4, "cart:1", steps)).await;
     wait_for_rollout(&api, "cart", "v1 Healthy", Duration::from_secs(60), |r| {
         phase(r) == Some(Phase::Healthy)
     })

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::{TestEnv, eventually};
+use crate::support::{TestEnv, eventually, query_value};
 
 #[tokio::test]
 async fn deployment_pods_are_scheduled_on_kwok_nodes_and_run() {
@@ -235,10 +235,7 @@ async fn prometheus_scrapes_itself_and_registered_targets() {
         || {
             let prometheus = prometheus.clone();
             let query = query.clone();
-            async move {
-                let result = prometheus.query(query).get().await.ok()?;
-                Some(result.data().as_vector()?.first()?.sample().value())
-            }
+            async move { query_value(&prometheus, &query).await }
         },
     )
     .await;

@@ -4,12 +4,11 @@ use std::time::Duration;
 
 use firebreak::api::{Phase, Rollout};
 use kube::Api;
-use kube::api::{Patch, PatchParams};
 use serde_json::json;
 
 use crate::support::{
     ControllerProcess, TestEnv, create_rollout, eventually, firebreak, install_crds, phase,
-    wait_for_rollout,
+    query_value, rollout_body, set_image, wait_for_rollout,
 };
 
 #[tokio::test]
@@ -50,26 +49,16 @@ async fn prometheus_scrapes_the_controller_and_sees_the_rollback_histogram() {
     );
 
     let api: Api<Rollout> = Api::namespaced(env.client.clone(), &ns.name);
-    create_rollout(&api, json!({
-        "apiVersion": "firebreak.dev/v1alpha1",
-        "kind": "Rollout",
-        "metadata": {"name": "web"},
-        "spec": {
-            "replicas": 2,
-            "selector": {"matchLabels": {"app": "web"}},
-            "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "app", "image": "web:1"}]}},
-            "strategy": {"canary": {"steps": [{"setWeight": 50}, {"pause": {}}]}}
-        }
-    }))
+    create_rollout(
+        &api,
+        rollout_body("web", 2, "web:1", json!([{"setWeight": 50}, {"pause": {}}])),
+    )
     .await;
     wait_for_rollout(&api, "web", "v1 Healthy", Duration::from_secs(60), |r| {
         phase(r) == Some(Phase::Healthy)
     })
     .await;
-    let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "web:2"}]}}}});
-    api.patch("web", &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .unwrap();
+    set_image(&api, "web", "web:2").await;
     wait_for_rollout(&api, "web", "the pause", Duration::from_secs(60), |r| {
         phase(r) == Some(Phase::Paused)
     })
@@ -92,8 +81,7 @@ async fn prometheus_scrapes_the_controller_and_sees_the_rollback_histogram() {
             let prometheus = prometheus.clone();
             let query = query.clone();
             async move {
-                let result = prometheus.query(query).get().await.ok()?;
-                let value = result.data().as_vector()?.first()?.sample().value();
+                let value = query_value(&prometheus, &query).await?;
                 (value >= 1.0).then_some(value)
             }
         },

@@ -531,3 +531,41 @@ impl RolloutTest {
         }
     }
 }
+
+/// A Rollout (JSON) of `replicas` pods of `image` labelled `app: <name>`, with canary `steps`.
+pub fn rollout_body(
+    name: &str,
+    replicas: i32,
+    image: &str,
+    steps: serde_json::Value,
+) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "firebreak.dev/v1alpha1",
+        "kind": "Rollout",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "app", "image": image}]}
+            },
+            "strategy": {"canary": {"steps": steps}}
+        }
+    })
+}
+
+/// A new revision: the Rollout's container `app` runs `image`.
+pub async fn set_image(api: &Api<firebreak::api::Rollout>, name: &str, image: &str) {
+    use kube::api::{Patch, PatchParams};
+    let patch = serde_json::json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": image}]}}}});
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("changing the image");
+}
+
+/// The value of the first sample `query` returns from `prometheus` now, if any.
+pub async fn query_value(prometheus: &prometheus_http_query::Client, query: &str) -> Option<f64> {
+    let result = prometheus.query(query).get().await.ok()?;
+    Some(result.data().as_vector()?.first()?.sample().value())
+}

@@ -544,7 +544,14 @@ impl<'a> Decider<'a> {
             }
 
             let canary_pods = canary_replicas(replicas, weight);
-            self.desired.insert(target.to_string(), canary_pods);
+            // A canary that already has more pods (a revision coming back after a revert) shrinks
+            // only as far as the stable's available pods can carry the load.
+            let carrying = self
+                .revision(target)
+                .map_or(0, |r| r.desired)
+                .min((replicas - self.available(stable)).max(0));
+            self.desired
+                .insert(target.to_string(), canary_pods.max(carrying));
             self.keep_stable_for(stable, target, canary_pods, weight);
             if self.spec.baseline && canary_pods > 0 {
                 self.baseline = Some((baseline_hash(stable), stable.to_string(), canary_pods));

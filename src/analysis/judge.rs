@@ -1335,7 +1335,7 @@ fn confidence_text(alpha: f64) -> String {
 }
 
 /// An integer with thousands separators: 12480 → "12,480".
-fn group(n: u64) -> String {
+pub(crate) fn group(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {

@@ -12,6 +12,7 @@ use std::fmt::Write;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
+pub(crate) use crate::analysis::judge::group;
 use crate::api::{Incident, IncidentSpec, IncidentStatus, Triage};
 
 /// Renders `incident` as a Markdown postmortem draft, ending with a newline.
@@ -453,19 +454,6 @@ fn triage_words(triage: Triage) -> &'static str {
         }
         Triage::External => "the decision did not come from the canary's measured behaviour.",
     }
-}
-
-/// `n` with thousands separators: `12480` → `12,480`.
-pub(crate) fn group(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// A number of seconds for people: `38s`, `6m 35s`, `2h 5m`, `3d 4h`. Negative values (clocks

@@ -32,6 +32,26 @@ fn action(name: &str, detail: String) -> MitigationAction {
     }
 }
 
+/// The annotation that records the value `key` had before Firebreak flipped it.
+fn previous_annotation(key: &str) -> String {
+    format!("{PREVIOUS_VALUE_ANNOTATION}{key}")
+}
+
+/// Annotations to merge when flipping `key`, whose value was `before`: the record of that value,
+/// unless one exists already (a repeated flip keeps the original).
+fn record_previous(
+    annotations: &std::collections::BTreeMap<String, String>,
+    key: &str,
+    before: Option<&str>,
+) -> serde_json::Map<String, serde_json::Value> {
+    let annotation = previous_annotation(key);
+    let mut record = serde_json::Map::new();
+    if !annotations.contains_key(&annotation) {
+        record.insert(annotation, json!(before.unwrap_or_default()));
+    }
+    record
+}
+
 /// Sets every flag of `kill_switch` to its safe value, recording the previous value in an
 /// annotation (only the first time, so a repeated flip keeps the original). Returns one action
 /// per flag; a failure is an action too (`KillSwitchFailed`) and never stops the rollback.
@@ -50,11 +70,7 @@ pub async fn flip(
                 .as_ref()
                 .and_then(|d| d.get(&flag.key))
                 .cloned();
-            let annotation = format!("{PREVIOUS_VALUE_ANNOTATION}{}", flag.key);
-            let mut annotations = serde_json::Map::new();
-            if !current.annotations().contains_key(&annotation) {
-                annotations.insert(annotation, json!(before.clone().unwrap_or_default()));
-            }
+            let annotations = record_previous(current.annotations(), &flag.key, before.as_deref());
             let patch =
                 json!({"metadata": {"annotations": annotations}, "data": {&flag.key: &flag.value}});
             api.patch(
@@ -96,11 +112,7 @@ pub async fn flip(
                 ))
                 .and_then(|v| v.as_str())
                 .map(str::to_string);
-            let annotation = format!("{PREVIOUS_VALUE_ANNOTATION}{}", flag.flag);
-            let mut annotations = serde_json::Map::new();
-            if !current.annotations().contains_key(&annotation) {
-                annotations.insert(annotation, json!(before.clone().unwrap_or_default()));
-            }
+            let annotations = record_previous(current.annotations(), &flag.flag, before.as_deref());
             let patch = json!({
                 "metadata": {"annotations": annotations},
                 "spec": {"flagSpec": {"flags": {&flag.flag: {"defaultVariant": &flag.variant}}}}
@@ -152,7 +164,7 @@ pub async fn restore(
     if let Some(flag) = &kill_switch.config_map {
         let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
         let current = api.get(&flag.name).await?;
-        let annotation = format!("{PREVIOUS_VALUE_ANNOTATION}{}", flag.key);
+        let annotation = previous_annotation(&flag.key);
         let Some(previous) = current.annotations().get(&annotation).cloned() else {
             anyhow::bail!(
                 "ConfigMap {} has no {annotation} annotation: Firebreak never flipped key {}",
@@ -176,7 +188,7 @@ pub async fn restore(
         let api: Api<DynamicObject> =
             Api::namespaced_with(client.clone(), namespace, &feature_flag_resource());
         let current = api.get(&flag.name).await?;
-        let annotation = format!("{PREVIOUS_VALUE_ANNOTATION}{}", flag.flag);
+        let annotation = previous_annotation(&flag.flag);
         let Some(previous) = current.annotations().get(&annotation).cloned() else {
             anyhow::bail!(
                 "FeatureFlag {} has no {annotation} annotation: Firebreak never flipped flag {}",

@@ -5,11 +5,11 @@
 use std::time::{Duration, Instant};
 
 use firebreak::api::{Phase, Rollout};
-use kube::Api;
-use kube::api::{Patch, PatchParams};
 use serde_json::{Value, json};
 
-use crate::support::{Fleet, OwnPrometheus, RolloutTest, create_rollout, phase, wait_for_rollout};
+use crate::support::{
+    Fleet, OwnPrometheus, RolloutTest, create_rollout, phase, roll_out, wait_for_rollout,
+};
 
 const ERRORS: &str = r#"sum(increase(http_requests_total{namespace="{{namespace}}",pod_template_hash="{{revision}}",code=~"5.."}[{{interval}}]))"#;
 const TOTAL: &str = r#"sum(increase(http_requests_total{namespace="{{namespace}}",pod_template_hash="{{revision}}"}[{{interval}}]))"#;
@@ -49,17 +49,6 @@ pub(crate) fn rollout(name: &str, prometheus: &str, steps: Value, error_rate: f6
             }
         }
     })
-}
-
-/// A new revision: a new image and the given simulator annotations.
-async fn roll_out(api: &Api<Rollout>, name: &str, image: &str, annotations: Value) {
-    let patch = json!({"spec": {"template": {
-        "metadata": {"annotations": annotations},
-        "spec": {"containers": [{"name": "app", "image": image}]}
-    }}});
-    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .expect("patching the template");
 }
 
 fn reasons(r: &Rollout) -> Vec<String> {

@@ -7,13 +7,14 @@ use std::time::Duration;
 use firebreak::api::{Incident, Phase, Rollout};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::PostParams;
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 
 use crate::analysis::rollout as analysed_rollout;
 use crate::support::{
-    ControllerProcess, Fleet, TestEnv, create_rollout, install_crds, phase, wait_for_rollout,
+    ControllerProcess, Fleet, TestEnv, create_rollout, install_crds, phase, roll_out,
+    wait_for_rollout,
 };
 
 fn tool(var: &str) -> String {
@@ -211,19 +212,13 @@ async fn rollouts_work_under_the_charts_service_account_not_as_admin() {
     .await;
 
     // A healthy canary is promoted, a bad one rolled back with its Incident and kill switch.
-    let roll = |image: &str, error_rate: &str| {
-        json!({"spec": {"template": {
-            "metadata": {"annotations": {"sim.firebreak.dev/error-rate": error_rate}},
-            "spec": {"containers": [{"name": "app", "image": image}]}
-        }}})
-    };
-    api.patch(
+    roll_out(
+        &api,
         "shop",
-        &PatchParams::default(),
-        &Patch::Merge(&roll("shop:2", "0.02")),
+        "shop:2",
+        json!({"sim.firebreak.dev/error-rate": "0.02"}),
     )
-    .await
-    .unwrap();
+    .await;
     wait_for_rollout(&api, "shop", "v2 promoted", Duration::from_secs(240), |r| {
         phase(r) == Some(Phase::Healthy)
             && r.status
@@ -231,13 +226,13 @@ async fn rollouts_work_under_the_charts_service_account_not_as_admin() {
                 .is_some_and(|s| s.timeline.iter().any(|e| e.reason == "Promoted"))
     })
     .await;
-    api.patch(
+    roll_out(
+        &api,
         "shop",
-        &PatchParams::default(),
-        &Patch::Merge(&roll("shop:3", "0.2")),
+        "shop:3",
+        json!({"sim.firebreak.dev/error-rate": "0.2"}),
     )
-    .await
-    .unwrap();
+    .await;
     let rolled_back = wait_for_rollout(
         &api,
         "shop",

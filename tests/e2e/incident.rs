@@ -9,23 +9,15 @@ use firebreak::api::{Incident, Phase, Rollout, Triage};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::PostParams;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
 
 use crate::analysis::rollout as analysed_rollout;
-use crate::support::{Fleet, RolloutTest, create_rollout, eventually, phase, wait_for_rollout};
-
-async fn roll_out(api: &Api<Rollout>, name: &str, image: &str, annotations: Value) {
-    let patch = json!({"spec": {"template": {
-        "metadata": {"annotations": annotations},
-        "spec": {"containers": [{"name": "app", "image": image}]}
-    }}});
-    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .expect("patching the template");
-}
+use crate::support::{
+    Fleet, RolloutTest, create_rollout, eventually, phase, roll_out, wait_for_rollout,
+};
 
 async fn incident_of(client: &kube::Client, ns: &str, rollout: &Rollout) -> Incident {
     let name = rollout

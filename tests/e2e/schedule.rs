@@ -193,10 +193,7 @@ async fn a_regression_that_appears_after_promotion_is_caught_in_bake() {
     .await;
     let v1_hash = v1.status.unwrap().stable_revision.unwrap();
 
-    let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "pay:2"}]}}}});
-    api.patch("pay", &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .unwrap();
+    set_image(&api, "pay", "pay:2").await;
     let baking = wait_for_rollout(
         &api,
         "pay",

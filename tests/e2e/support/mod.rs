@@ -557,11 +557,25 @@ pub fn rollout_body(
 
 /// A new revision: the Rollout's container `app` runs `image`.
 pub async fn set_image(api: &Api<firebreak::api::Rollout>, name: &str, image: &str) {
+    roll_out(api, name, image, serde_json::json!({})).await;
+}
+
+/// A new revision: container `app` runs `image` and the pod template gets `annotations` (e.g. the
+/// fleet simulator's `sim.firebreak.dev/error-rate`).
+pub async fn roll_out(
+    api: &Api<firebreak::api::Rollout>,
+    name: &str,
+    image: &str,
+    annotations: serde_json::Value,
+) {
     use kube::api::{Patch, PatchParams};
-    let patch = serde_json::json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": image}]}}}});
+    let patch = serde_json::json!({"spec": {"template": {
+        "metadata": {"annotations": annotations},
+        "spec": {"containers": [{"name": "app", "image": image}]}
+    }}});
     api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
-        .expect("changing the image");
+        .expect("patching the template");
 }
 
 /// The value of the first sample `query` returns from `prometheus` now, if any.

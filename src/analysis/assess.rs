@@ -194,8 +194,28 @@ fn quiet_enough(evidence: &Evidence) -> bool {
     }
 }
 
+/// When the planned decision look of an analysis starting at `start` is due, for a plan that
+/// ends `plan` after it (the sum of the steps' pause durations, or the bake's duration; `None`
+/// when some pause waits for `promote`). `None` also when the plan is shorter than
+/// [`judge::DEFAULT_MIN_INTERVALS`] analysis intervals: a decision on so little data would
+/// only take α away from the continuous test.
+pub fn decision_at(spec: &Analysis, start: Timestamp, plan: Option<Duration>) -> Option<Timestamp> {
+    let plan = plan?;
+    if plan < interval(spec).saturating_mul(judge::DEFAULT_MIN_INTERVALS) {
+        return None;
+    }
+    let plan = k8s_openapi::jiff::SignedDuration::try_from(plan).ok()?;
+    start.checked_add(plan).ok()
+}
+
 /// Starts the analysis of canary `revision`: empty evidence, the first window begins `now`.
-pub fn start(spec: &Analysis, revision: &str, now: Timestamp) -> Result<AnalysisStatus, String> {
+/// `decision_at` is the planned decision look ([`decision_at`]), if the plan has one.
+pub fn start(
+    spec: &Analysis,
+    revision: &str,
+    now: Timestamp,
+    decision_at: Option<Timestamp>,
+) -> Result<AnalysisStatus, String> {
     let mut metrics = Vec::with_capacity(spec.metrics.len());
     for metric in &spec.metrics {
         let (kind, max_ratio, _) = metric_kind(metric);
@@ -206,6 +226,7 @@ pub fn start(spec: &Analysis, revision: &str, now: Timestamp) -> Result<Analysis
             verdict: "Inconclusive".into(),
             summary: "no data yet".into(),
             observed_until: Some(Time(now)),
+            planned_decision: None,
             evidence,
         });
     }
@@ -216,6 +237,7 @@ pub fn start(spec: &Analysis, revision: &str, now: Timestamp) -> Result<Analysis
         outcome: Some("Inconclusive".into()),
         message: Some("analysis started; first look after one interval".into()),
         metrics,
+        decision_at: decision_at.map(Time),
         ..AnalysisStatus::default()
     })
 }
@@ -248,10 +270,15 @@ pub fn assess(
         // Evidence from the previous look, unless the metric's kind or margin changed.
         let before = previous.metrics.iter().find(|m| m.name == metric.name);
         let observed_until = before.and_then(|m| m.observed_until.clone());
-        let mut evidence = before
+        let kept =
+            before.filter(|m| m.evidence.kind() == kind && m.evidence.max_ratio() == max_ratio);
+        let mut evidence = kept
             .map(|m| m.evidence.clone())
-            .filter(|e| e.kind() == kind && e.max_ratio() == max_ratio)
             .or_else(|| Evidence::new(kind, max_ratio).ok());
+        let planned_decision = kept.and_then(|m| m.planned_decision.clone());
+        // The planned look is the first successful look at or after `decision_at`.
+        let decision_due =
+            planned_decision.is_none() && status.decision_at.as_ref().is_some_and(|at| now >= at.0);
         let Some(evidence) = evidence.as_mut() else {
             fails.push(format!(
                 "metric {}: maxRatio {max_ratio} is not a positive number",
@@ -285,21 +312,36 @@ pub fn assess(
                 verdict: "Unavailable".into(),
                 summary: why,
                 observed_until,
+                planned_decision,
                 evidence: evidence.clone(),
             });
             continue;
         }
         adverse |= evidence.adverse_since_interval().is_some();
-        let policy = Policy::new(alpha, ceiling);
-        let verdict = policy
+        let policy = Policy::new(alpha, ceiling).map(|p| {
+            if status.decision_at.is_some() {
+                p.with_planned_decision()
+            } else {
+                p
+            }
+        });
+        let verdict = policy.map_err(|e| e.to_string()).and_then(|p| {
+            if decision_due {
+                judge::decide(evidence, &p)
+            } else {
+                judge::judge(evidence, &p)
+            }
             .map_err(|e| e.to_string())
-            .and_then(|p| judge::judge(evidence, &p).map_err(|e| e.to_string()));
+        });
+        let passed_before = planned_decision.as_deref() == Some("Pass");
         let (word, summary) = match &verdict {
             Ok(v) => {
                 let summary = v.summary(evidence);
                 let word = match v {
-                    Verdict::Pass { .. } => "Pass",
-                    Verdict::Fail { .. } => {
+                    Verdict::Pass { .. } | Verdict::PlannedPass { .. } => "Pass",
+                    // A pass at the planned decision stands until the continuous test fails.
+                    Verdict::Inconclusive { .. } if passed_before => "Pass",
+                    Verdict::Fail { .. } | Verdict::PlannedFail { .. } => {
                         fails.push(format!("metric {}: {summary}", metric.name));
                         "Fail"
                     }
@@ -330,11 +372,28 @@ pub fn assess(
                 ("Fail", e.clone())
             }
         };
+        let summary = if passed_before
+            && word == "Pass"
+            && matches!(verdict, Ok(Verdict::Inconclusive { .. }))
+        {
+            format!("passed the planned decision; since then {summary}")
+        } else {
+            summary
+        };
+        let planned_decision = if decision_due {
+            Some(match word {
+                "Pass" | "Fail" => word.to_string(),
+                _ => "Inconclusive".to_string(),
+            })
+        } else {
+            planned_decision
+        };
         metrics.push(MetricStatus {
             name: metric.name.clone(),
             verdict: word.into(),
             summary,
             observed_until: Some(Time(now)),
+            planned_decision,
             evidence: evidence.clone(),
         });
     }
@@ -409,7 +468,7 @@ mod tests {
     fn schedule_starts_then_waits_an_interval_and_backs_off_after_failures() {
         let spec = spec();
         assert_eq!(schedule(None, &spec, "abc", t(0)), Schedule::Start);
-        let mut status = start(&spec, "abc", t(0)).unwrap();
+        let mut status = start(&spec, "abc", t(0), None).unwrap();
         assert_eq!(
             schedule(Some(&status), &spec, "abc", t(10)),
             Schedule::Wait(Duration::from_secs(20))
@@ -433,7 +492,7 @@ mod tests {
     #[test]
     fn a_bad_canary_fails_with_the_numbers_and_a_good_one_passes() {
         let spec = spec();
-        let mut bad = start(&spec, "abc", t(0)).unwrap();
+        let mut bad = start(&spec, "abc", t(0), None).unwrap();
         let mut good = bad.clone();
         let mut gate = Gate::Pass;
         for i in 1..=20 {
@@ -465,7 +524,7 @@ mod tests {
     #[test]
     fn missing_data_is_unavailable_and_keeps_the_evidence() {
         let spec = spec();
-        let status = start(&spec, "abc", t(0)).unwrap();
+        let status = start(&spec, "abc", t(0), None).unwrap();
         let a = assess(&status, &spec, &[errors(1, 9, 100.0)], t(30));
         let b = assess(
             &a.status,
@@ -479,5 +538,92 @@ mod tests {
         );
         assert_eq!(b.status.consecutive_failures, 1);
         assert_eq!(b.status.metrics[0].evidence, a.status.metrics[0].evidence);
+    }
+
+    fn window(canary: u64, baseline: u64) -> Observation {
+        Observation::Errors(Counts {
+            canary_events: canary,
+            baseline_events: baseline,
+            canary_exposure: 1000.0,
+            baseline_exposure: 4000.0,
+        })
+    }
+
+    #[test]
+    fn the_decision_look_is_the_plans_end_when_it_has_a_fixed_one() {
+        let spec = spec();
+        let minutes = |m: u64| Some(Duration::from_secs(60 * m));
+        assert_eq!(decision_at(&spec, t(0), minutes(10)), Some(t(600)));
+        assert_eq!(
+            decision_at(&spec, t(0), None),
+            None,
+            "a pause waits for promote"
+        );
+        // Less than three 30 s intervals: no planned decision.
+        assert_eq!(
+            decision_at(&spec, t(0), Some(Duration::from_secs(89))),
+            None
+        );
+        assert_eq!(
+            decision_at(&spec, t(0), Some(Duration::from_secs(90))),
+            Some(t(90))
+        );
+    }
+
+    #[test]
+    fn the_planned_decision_happens_once_and_a_pass_stands() {
+        let spec = spec();
+        let mut status = start(&spec, "abc", t(0), Some(t(120))).unwrap();
+        assert_eq!(status.decision_at, Some(Time(t(120))));
+        // 3 canary errors in 1,000 requests against 20 in 4,000 (ratio 0.6): too few for the
+        // continuous test to pass, enough for the exact test at the planned look.
+        for i in 1..=3 {
+            let a = assess(&status, &spec, &[window(3, 20)], t(30 * i));
+            status = a.status;
+            assert!(matches!(a.gate, Gate::Inconclusive(_)), "{:?}", a.gate);
+            assert_eq!(status.metrics[0].planned_decision, None);
+        }
+        // A failed look at the planned time moves the decision to the next successful look.
+        let a = assess(
+            &status,
+            &spec,
+            &[Observation::Unavailable("Prometheus down".into())],
+            t(120),
+        );
+        assert_eq!(a.status.metrics[0].planned_decision, None);
+        let a = assess(&a.status, &spec, &[window(3, 20)], t(125));
+        assert_eq!(a.gate, Gate::Pass, "{:?}", a.status.message);
+        assert_eq!(
+            a.status.metrics[0].planned_decision.as_deref(),
+            Some("Pass")
+        );
+        assert!(
+            a.status.metrics[0].summary.contains("planned decision"),
+            "{}",
+            a.status.metrics[0].summary
+        );
+        // Later looks keep the pass while the continuous test is undecided.
+        let b = assess(&a.status, &spec, &[window(3, 20)], t(155));
+        assert_eq!(b.gate, Gate::Pass);
+        assert!(
+            b.status.metrics[0]
+                .summary
+                .starts_with("passed the planned decision; since then"),
+            "{}",
+            b.status.metrics[0].summary
+        );
+        // ... but not a failure: a canary turning bad is still rolled back.
+        let mut c = b.status;
+        let mut gate = Gate::Pass;
+        for i in 0..20 {
+            let a = assess(&c, &spec, &[window(60, 20)], t(185 + 30 * i));
+            c = a.status;
+            gate = a.gate;
+            if matches!(gate, Gate::Fail(_)) {
+                break;
+            }
+        }
+        assert!(matches!(gate, Gate::Fail(_)), "{gate:?}");
+        assert_eq!(c.metrics[0].planned_decision.as_deref(), Some("Pass"));
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod assess;
 pub mod crashes;
+pub mod exact;
 pub mod judge;
 pub mod prometheus;
 pub mod template;

@@ -514,6 +514,11 @@ pub struct AnalysisStatus {
     /// When the evidence first turned against the canary (the incident's anchor time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adverse_since: Option<Time>,
+    /// The planned decision look: the first look at or after this time also judges all the
+    /// evidence with one exact test (the end of the steps' pauses, or of the bake, fixed when
+    /// the analysis started). Absent when the plan has no fixed end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision_at: Option<Time>,
     /// Per metric, in `spec.analysis.metrics` order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub metrics: Vec<MetricStatus>,
@@ -537,6 +542,11 @@ pub struct MetricStatus {
     pub observed_until: Option<Time>,
     /// The verdict as a sentence with the numbers.
     pub summary: String,
+    /// The planned decision look's outcome for this metric, once it has happened: `Pass`,
+    /// `Fail` or `Inconclusive`. A `Pass` stands for the rest of the analysis unless the
+    /// continuous test fails later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub planned_decision: Option<String>,
     /// The judge's accumulated evidence (exact; see `analysis::judge::Evidence`).
     pub evidence: crate::analysis::judge::Evidence,
 }

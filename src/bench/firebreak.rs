@@ -9,6 +9,8 @@
 //! `Gate::Fail` rolls back at that look; a `Gate::Pass` at the last look of the horizon
 //! promotes; anything else at the horizon (inconclusive, holding) is inconclusive.
 
+use std::time::Duration;
+
 use k8s_openapi::jiff::Timestamp;
 use serde_json::json;
 
@@ -16,9 +18,10 @@ use crate::analysis::assess::{self, Gate, Observation};
 use crate::analysis::crashes::{PodSample, Side, crash_window};
 use crate::analysis::judge::Counts;
 use crate::api::{Analysis, AnalysisStatus};
+use crate::controller::validate::{StepKind, planned_duration};
 
 use super::judges::{Final, Judge, Settings};
-use super::sim::{BLOCK_SECONDS, Look, Scenario, Stream};
+use super::sim::{BLOCK_SECONDS, HORIZON_SECONDS, Look, Scenario, Stream, Weights};
 
 /// Wall-clock time of the canary's start in the simulation (any fixed instant will do).
 const START_SECOND: i64 = 1_800_000_000;
@@ -49,6 +52,21 @@ pub fn analysis_spec(scenario: &Scenario, cadence: u32, settings: &Settings) -> 
     .ok()
 }
 
+/// The canary steps a user would write for the scenario's weights over the horizon: one
+/// `setWeight` and a pause of the whole horizon, or 5% → 20% → 50% with a third of it each.
+/// Their planned end is the horizon, where the benchmark decides promotion, so Firebreak's
+/// planned decision look ([`assess::decision_at`]) is the last look, as in the controller.
+pub fn steps(weights: Weights) -> Vec<StepKind> {
+    let pause = |seconds: u32| StepKind::Pause(Some(Duration::from_secs(u64::from(seconds))));
+    match weights {
+        Weights::Fixed(w) => vec![StepKind::SetWeight(w as i32), pause(HORIZON_SECONDS)],
+        Weights::Stepped => [5, 20, 50]
+            .into_iter()
+            .flat_map(|w| [StepKind::SetWeight(w), pause(HORIZON_SECONDS / 3)])
+            .collect(),
+    }
+}
+
 fn at(seconds: u32) -> Timestamp {
     Timestamp::from_second(START_SECOND + i64::from(seconds)).unwrap_or(Timestamp::UNIX_EPOCH)
 }
@@ -70,9 +88,11 @@ impl FirebreakJudge {
     /// A judge for one run; the analysis starts at second 0.
     pub fn new(scenario: &Scenario, cadence: u32, settings: &Settings) -> FirebreakJudge {
         let spec = analysis_spec(scenario, cadence, settings);
-        let status = spec
-            .as_ref()
-            .and_then(|s| assess::start(s, "canary", at(0)).ok());
+        let plan = planned_duration(&steps(scenario.weights()));
+        let status = spec.as_ref().and_then(|s| {
+            let decision_at = assess::decision_at(s, at(0), plan);
+            assess::start(s, "canary", at(0), decision_at).ok()
+        });
         FirebreakJudge {
             spec,
             status,

@@ -15,7 +15,7 @@ use crate::analysis::template::Variables;
 use crate::api::{AnalysisStatus, POD_TEMPLATE_HASH_LABEL, ROLLOUT_LABEL, Rollout};
 
 use super::revisions::{baseline_hash, template_hash};
-use super::validate::ValidSpec;
+use super::validate::{ValidSpec, planned_duration};
 
 /// The analysis as the decision sees it.
 #[derive(Clone, Debug, PartialEq)]
@@ -75,7 +75,13 @@ pub async fn observe(
 
     match assess::schedule(previous, analysis, &canary, now) {
         Schedule::Start => {
-            return Some(match assess::start(analysis, &canary, now) {
+            // The plan's end: the bake's, or the canary steps'.
+            let plan = match baking {
+                Some(_) => spec.bake,
+                None => planned_duration(&spec.steps),
+            };
+            let decision_at = assess::decision_at(analysis, now, plan);
+            return Some(match assess::start(analysis, &canary, now, decision_at) {
                 Ok(status) => AnalysisInput {
                     gate: gate_of(&status),
                     status,

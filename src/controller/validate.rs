@@ -18,6 +18,18 @@ pub enum StepKind {
     Pause(Option<Duration>),
 }
 
+/// How long the canary steps take when nothing holds them: the sum of the pauses' durations.
+/// `None` when a pause waits for `promote` (the plan has no fixed end). The analysis's planned
+/// decision look is this long after the canary starts ([`crate::analysis::assess::decision_at`]).
+pub fn planned_duration(steps: &[StepKind]) -> Option<Duration> {
+    steps
+        .iter()
+        .try_fold(Duration::ZERO, |total, step| match step {
+            StepKind::SetWeight(_) => Some(total),
+            StepKind::Pause(pause) => pause.map(|d| total.saturating_add(d)),
+        })
+}
+
 /// A spec that passed validation, in the decision's terms.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ValidSpec {
@@ -217,4 +229,27 @@ pub fn validate(spec: &RolloutSpec) -> Result<ValidSpec, SpecError> {
         bake,
         max_duration,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_planned_duration_is_the_sum_of_the_pauses_unless_one_waits_for_promote() {
+        let minutes = |m: u64| StepKind::Pause(Some(Duration::from_secs(60 * m)));
+        let steps = [
+            StepKind::SetWeight(10),
+            minutes(5),
+            StepKind::SetWeight(50),
+            minutes(30),
+        ];
+        assert_eq!(planned_duration(&steps), Some(Duration::from_secs(35 * 60)));
+        assert_eq!(
+            planned_duration(&[StepKind::SetWeight(10)]),
+            Some(Duration::ZERO)
+        );
+        let manual = [StepKind::SetWeight(10), minutes(5), StepKind::Pause(None)];
+        assert_eq!(planned_duration(&manual), None);
+    }
 }

@@ -162,7 +162,7 @@ impl JudgeKind {
                 "one-sided Pearson score (chi-square) test of R <= maxRatio on cumulative counts at every look, alpha = 1 - confidence, once expected counts reach 5"
             }
             JudgeKind::Firebreak => {
-                "Firebreak's judge through analysis::assess (confidence 0.99): Fail = rollback, Pass at the horizon = promotion"
+                "Firebreak's judge through analysis::assess (confidence 0.99), its planned decision at the steps' end (the horizon): Fail = rollback, Pass at the horizon = promotion"
             }
             JudgeKind::Oracle => {
                 "one exact conditional binomial test at the horizon on all the data (per weight phase), alpha = 1 - confidence, both directions"

@@ -127,6 +127,23 @@ pub fn render(rollout: &Rollout) -> String {
                 " (last canary)"
             }
         );
+        if let Some(at) = &analysis.decision_at {
+            let decided: Vec<String> = analysis
+                .metrics
+                .iter()
+                .filter_map(|m| Some(format!("{} {}", m.name, m.planned_decision.as_deref()?)))
+                .collect();
+            if decided.is_empty() {
+                let _ = writeln!(out, "  planned decision at {} (in {}s)", at.0, left(at));
+            } else {
+                let _ = writeln!(
+                    out,
+                    "  planned decision at {}: {}",
+                    at.0,
+                    decided.join(", ")
+                );
+            }
+        }
         for metric in &analysis.metrics {
             let _ = writeln!(
                 out,

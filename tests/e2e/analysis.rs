@@ -8,7 +8,7 @@ use firebreak::api::{Phase, Rollout};
 use serde_json::{Value, json};
 
 use crate::support::{
-    Fleet, OwnPrometheus, RolloutTest, create_rollout, phase, roll_out, wait_for_rollout,
+    Fleet, OwnPrometheus, RolloutTest, create_rollout, firebreak, phase, roll_out, wait_for_rollout,
 };
 
 const ERRORS: &str = r#"sum(increase(http_requests_total{namespace="{{namespace}}",pod_template_hash="{{revision}}",code=~"5.."}[{{interval}}]))"#;
@@ -67,7 +67,8 @@ async fn a_healthy_canary_is_promoted_and_a_5x_error_canary_is_rolled_back_by_it
         api,
     } = RolloutTest::start("analysis-verdicts").await;
     let _fleet = Fleet::start(&ns.name, &[]).await.scraped_by(&env, &ns.name);
-    let steps = json!([{"setWeight": 50}, {"pause": {"duration": "5s"}}]);
+    // A 12 s pause is four 3 s intervals: the plan's end is a planned decision look.
+    let steps = json!([{"setWeight": 50}, {"pause": {"duration": "12s"}}]);
     create_rollout(&api, rollout("web", &env.prometheus_url, steps, 0.02)).await;
     wait_for_rollout(&api, "web", "v1 Healthy", Duration::from_secs(60), |r| {
         phase(r) == Some(Phase::Healthy)
@@ -105,6 +106,14 @@ async fn a_healthy_canary_is_promoted_and_a_5x_error_canary_is_rolled_back_by_it
         "{:?}",
         analysis.metrics
     );
+    // The planned decision look was set from the steps when the analysis started.
+    let decision_at = analysis
+        .decision_at
+        .clone()
+        .expect("a planned decision look");
+    eprintln!("planned decision look at {}", decision_at.0);
+    let shown = firebreak(&["status", "web", "-n", &ns.name]).await;
+    assert!(shown.contains("planned decision at"), "{shown}");
 
     // v3 fails 5x as often: rolled back by the judge, with the numbers in the reason.
     roll_out(

@@ -133,16 +133,12 @@ pub fn render(rollout: &Rollout) -> String {
                 .iter()
                 .filter_map(|m| Some(format!("{} {}", m.name, m.planned_decision.as_deref()?)))
                 .collect();
-            if decided.is_empty() {
-                let _ = writeln!(out, "  planned decision at {} (in {}s)", at.0, left(at));
+            let outcome = if decided.is_empty() {
+                format!(" (in {}s)", left(at))
             } else {
-                let _ = writeln!(
-                    out,
-                    "  planned decision at {}: {}",
-                    at.0,
-                    decided.join(", ")
-                );
-            }
+                format!(": {}", decided.join(", "))
+            };
+            let _ = writeln!(out, "  planned decision at {}{outcome}", at.0);
         }
         for metric in &analysis.metrics {
             let _ = writeln!(

@@ -333,14 +333,15 @@ pub fn assess(
             }
             .map_err(|e| e.to_string())
         });
-        let passed_before = planned_decision.as_deref() == Some("Pass");
+        // A pass at the planned decision stands while the continuous test is undecided.
+        let still_passed = planned_decision.as_deref() == Some("Pass")
+            && matches!(verdict, Ok(Verdict::Inconclusive { .. }));
         let (word, summary) = match &verdict {
             Ok(v) => {
                 let summary = v.summary(evidence);
                 let word = match v {
                     Verdict::Pass { .. } | Verdict::PlannedPass { .. } => "Pass",
-                    // A pass at the planned decision stands until the continuous test fails.
-                    Verdict::Inconclusive { .. } if passed_before => "Pass",
+                    Verdict::Inconclusive { .. } if still_passed => "Pass",
                     Verdict::Fail { .. } | Verdict::PlannedFail { .. } => {
                         fails.push(format!("metric {}: {summary}", metric.name));
                         "Fail"
@@ -372,10 +373,7 @@ pub fn assess(
                 ("Fail", e.clone())
             }
         };
-        let summary = if passed_before
-            && word == "Pass"
-            && matches!(verdict, Ok(Verdict::Inconclusive { .. }))
-        {
+        let summary = if still_passed {
             format!("passed the planned decision; since then {summary}")
         } else {
             summary

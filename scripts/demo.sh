@@ -17,7 +17,12 @@ name=demo
 ns=demo
 started=$SECONDS
 
-say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+# Bold headings on a terminal only: no escape codes in a log file or a pipe.
+if [[ -t 1 ]]; then
+    say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+else
+    say() { printf '\n== %s\n' "$*"; }
+fi
 
 pids=()
 cleanup() {
@@ -75,14 +80,14 @@ apply checkout-v1.yaml
 
 say "v2: a healthy new version walks through 20% and 50% and is promoted once the judge is sure"
 apply checkout-v2.yaml
-"$firebreak" status checkout -n "$ns" --watch --timeout 600 >"$logs/v2.txt" || true
-grep -v '^Timeline' "$logs/v2.txt" | sed -n '1,/^Rollout/p' | sed '$d'
+# Live: each change of the rollout is printed as it happens (the final full status is kept for
+# the checks below).
+"$firebreak" status checkout -n "$ns" --watch --timeout 600 | tee "$logs/v2.txt" | sed -u '/^Rollout/,$d' || true
 grep -q '^Phase     Healthy' "$logs/v2.txt" || { echo "v2 was not promoted" >&2; cat "$logs/v2.txt" >&2; exit 1; }
 
 say "v3: 5% errors (5x v2) — rolled back automatically"
 apply checkout-v3.yaml
-"$firebreak" status checkout -n "$ns" --watch --timeout 600 >"$logs/v3.txt" || true
-sed -n '1,/^Rollout/p' "$logs/v3.txt" | sed '$d'
+"$firebreak" status checkout -n "$ns" --watch --timeout 600 | tee "$logs/v3.txt" | sed -u '/^Rollout/,$d' || true
 grep -q '^Phase     RolledBack' "$logs/v3.txt" || { echo "v3 was not rolled back" >&2; cat "$logs/v3.txt" >&2; exit 1; }
 
 say "final state"

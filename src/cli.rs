@@ -310,7 +310,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// `firebreak incidents`: one aligned row per Incident, newest first (by detection time, else
-/// creation time); DETECTED is the age, as kubectl shows it (`45s`, `12m`, `3h`, `4d`).
+/// creation time). TIME-TO-DETECT is how long the evidence (or the canary) had been bad when
+/// Firebreak decided; AGE is how long ago it decided, as kubectl shows ages (`45s`, `12m`, `3h`,
+/// `4d`).
 fn incidents_table(
     mut incidents: Vec<Incident>,
     all_namespaces: bool,
@@ -336,30 +338,34 @@ fn incidents_table(
         "REVISION".into(),
         "TRIAGE".into(),
         "TRIGGER".into(),
-        "DETECTED".into(),
+        "TIME-TO-DETECT".into(),
+        "AGE".into(),
     ]];
     if all_namespaces {
         rows[0].insert(0, "NAMESPACE".into());
     }
+    let short = |s: i64| match s.max(0) {
+        s @ 0..120 => format!("{s}s"),
+        s @ 120..7_200 => format!("{}m", s / 60),
+        s @ 7_200..172_800 => format!("{}h", s / 3_600),
+        s => format!("{}d", s / 86_400),
+    };
     for incident in &incidents {
         let age = when(incident).map_or_else(
             || "-".to_string(),
-            |t| {
-                let s = now.duration_since(t).as_secs().max(0);
-                match s {
-                    0..120 => format!("{s}s"),
-                    120..7_200 => format!("{}m", s / 60),
-                    7_200..172_800 => format!("{}h", s / 3_600),
-                    _ => format!("{}d", s / 86_400),
-                }
-            },
+            |t| short(now.duration_since(t).as_secs()),
         );
+        let time_to_detect = incident
+            .spec
+            .time_to_detect_seconds
+            .map_or_else(|| "-".to_string(), short);
         let mut row = vec![
             incident.name_any(),
             incident.spec.rollout.clone(),
             incident.spec.revision.clone(),
             incident.spec.triage.to_string(),
-            incident.spec.trigger.clone(),
+            incident.spec.trigger.to_string(),
+            time_to_detect,
             age,
         ];
         if all_namespaces {

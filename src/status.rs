@@ -116,22 +116,25 @@ pub fn render(rollout: &Rollout) -> String {
         );
     }
     if let Some(analysis) = &status.analysis {
+        // The analysis of a running canary or bake, or the record of one that has ended.
+        let live = Some(&analysis.revision) == status.canary_revision.as_ref()
+            || status
+                .bake
+                .as_ref()
+                .is_some_and(|b| b.revision == analysis.revision);
         let _ = writeln!(
             out,
             "Analysis  {} after {} looks{}",
-            analysis.outcome.as_deref().unwrap_or("-"),
+            analysis.outcome.map_or("-", |o| o.as_str()),
             analysis.looks,
-            if analysis.revision == status.canary_revision.clone().unwrap_or_default() {
-                ""
-            } else {
-                " (last canary)"
-            }
+            if live { "" } else { " (last canary)" }
         );
-        if let Some(at) = &analysis.decision_at {
+        // A planned decision ahead is only news while there is something left to decide.
+        if let Some(at) = analysis.decision_at.as_ref().filter(|_| live) {
             let decided: Vec<String> = analysis
                 .metrics
                 .iter()
-                .filter_map(|m| Some(format!("{} {}", m.name, m.planned_decision.as_deref()?)))
+                .filter_map(|m| Some(format!("{} {}", m.name, m.planned_decision?)))
                 .collect();
             let outcome = if decided.is_empty() {
                 format!(" (in {}s)", left(at))

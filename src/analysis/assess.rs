@@ -6,7 +6,7 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
-use crate::api::{Analysis, AnalysisStatus, MetricStatus};
+use crate::api::{Analysis, AnalysisOutcome, AnalysisStatus, MetricStatus, MetricVerdict};
 
 use super::crashes::CrashWindow;
 use super::judge::{
@@ -41,14 +41,14 @@ pub enum Gate {
 }
 
 impl Gate {
-    /// The outcome word kept in status: `Pass`, `Fail`, `Inconclusive`, `Unavailable`.
-    pub fn outcome(&self) -> &'static str {
+    /// The outcome kept in status.
+    pub fn outcome(&self) -> AnalysisOutcome {
         match self {
-            Gate::Pass => "Pass",
-            Gate::Fail(_) => "Fail",
-            Gate::Inconclusive(_) => "Inconclusive",
-            Gate::Unavailable(_) => "Unavailable",
-            Gate::CommonMode(_) => "CommonMode",
+            Gate::Pass => AnalysisOutcome::Pass,
+            Gate::Fail(_) => AnalysisOutcome::Fail,
+            Gate::Inconclusive(_) => AnalysisOutcome::Inconclusive,
+            Gate::Unavailable(_) => AnalysisOutcome::Unavailable,
+            Gate::CommonMode(_) => AnalysisOutcome::CommonMode,
         }
     }
 
@@ -194,6 +194,20 @@ fn quiet_enough(evidence: &Evidence) -> bool {
     }
 }
 
+/// Why a quiet metric passes ([`quiet_enough`]), in a sentence with the numbers.
+fn quiet_summary(evidence: &Evidence) -> String {
+    match evidence.kind() {
+        MetricKind::ErrorRate => format!(
+            "pass: no errors in either arm over {} canary requests, so the canary's error rate is below 0.3% (rule of three, 95%)",
+            judge::group(evidence.canary_exposure().round() as u64)
+        ),
+        MetricKind::CrashRate => format!(
+            "pass: no crashes in either arm over {} analysis windows with pods running",
+            evidence.intervals()
+        ),
+    }
+}
+
 /// When the planned decision look of an analysis starting at `start` is due, for a plan that
 /// ends `plan` after it (the sum of the steps' pause durations, or the bake's duration; `None`
 /// when some pause waits for `promote`). `None` also when the plan is shorter than
@@ -223,7 +237,7 @@ pub fn start(
             .map_err(|e| format!("spec.analysis.metrics[{}]: {e}", metric.name))?;
         metrics.push(MetricStatus {
             name: metric.name.clone(),
-            verdict: "Inconclusive".into(),
+            verdict: MetricVerdict::Inconclusive,
             summary: "no data yet".into(),
             observed_until: Some(Time(now)),
             planned_decision: None,
@@ -234,7 +248,7 @@ pub fn start(
         revision: revision.to_string(),
         last_look_at: Some(Time(now)),
         looks: 0,
-        outcome: Some("Inconclusive".into()),
+        outcome: Some(AnalysisOutcome::Inconclusive),
         message: Some("analysis started; first look after one interval".into()),
         metrics,
         decision_at: decision_at.map(Time),
@@ -275,7 +289,7 @@ pub fn assess(
         let mut evidence = kept
             .map(|m| m.evidence.clone())
             .or_else(|| Evidence::new(kind, max_ratio).ok());
-        let planned_decision = kept.and_then(|m| m.planned_decision.clone());
+        let planned_decision = kept.and_then(|m| m.planned_decision);
         // The planned look is the first successful look at or after `decision_at`.
         let decision_due =
             planned_decision.is_none() && status.decision_at.as_ref().is_some_and(|at| now >= at.0);
@@ -309,7 +323,7 @@ pub fn assess(
             unavailable.push(format!("metric {}: {why}", metric.name));
             metrics.push(MetricStatus {
                 name: metric.name.clone(),
-                verdict: "Unavailable".into(),
+                verdict: MetricVerdict::Unavailable,
                 summary: why,
                 observed_until,
                 planned_decision,
@@ -334,61 +348,74 @@ pub fn assess(
             .map_err(|e| e.to_string())
         });
         // A pass at the planned decision stands while the continuous test is undecided.
-        let still_passed = planned_decision.as_deref() == Some("Pass")
+        let still_passed = planned_decision == Some(MetricVerdict::Pass)
             && matches!(verdict, Ok(Verdict::Inconclusive { .. }));
         let (word, summary) = match &verdict {
             Ok(v) => {
                 let summary = v.summary(evidence);
                 let word = match v {
-                    Verdict::Pass { .. } | Verdict::PlannedPass { .. } => "Pass",
-                    Verdict::Inconclusive { .. } if still_passed => "Pass",
+                    Verdict::Pass { .. } | Verdict::PlannedPass { .. } => MetricVerdict::Pass,
+                    Verdict::Inconclusive { .. } if still_passed => MetricVerdict::Pass,
                     Verdict::Fail { .. } | Verdict::PlannedFail { .. } => {
                         fails.push(format!("metric {}: {summary}", metric.name));
-                        "Fail"
+                        MetricVerdict::Fail
                     }
                     Verdict::CeilingBreached { .. } if v.is_common_mode() => {
                         common.push(format!(
                             "metric {}: {summary}; the baseline is as bad, so this change is probably not the cause: holding instead of rolling back",
                             metric.name
                         ));
-                        "CeilingBreached"
+                        MetricVerdict::CeilingBreached
                     }
                     Verdict::CeilingBreached { .. } => {
                         fails.push(format!("metric {}: {summary}", metric.name));
-                        "CeilingBreached"
+                        MetricVerdict::CeilingBreached
                     }
                     Verdict::Inconclusive {
                         reason: InconclusiveReason::NoEvents,
                         ..
-                    } if quiet_enough(evidence) => "Pass",
+                    } if quiet_enough(evidence) => MetricVerdict::Pass,
                     Verdict::Inconclusive { .. } => {
                         holds.push(format!("metric {}: {summary}", metric.name));
-                        "Inconclusive"
+                        MetricVerdict::Inconclusive
                     }
                 };
                 (word, summary)
             }
             Err(e) => {
                 fails.push(format!("metric {}: {e}", metric.name));
-                ("Fail", e.clone())
+                (MetricVerdict::Fail, e.clone())
             }
         };
+        let quiet_pass = word == MetricVerdict::Pass
+            && !still_passed
+            && matches!(
+                verdict,
+                Ok(Verdict::Inconclusive {
+                    reason: InconclusiveReason::NoEvents,
+                    ..
+                })
+            );
         let summary = if still_passed {
             format!("passed the planned decision; since then {summary}")
+        } else if quiet_pass {
+            quiet_summary(evidence)
         } else {
             summary
         };
         let planned_decision = if decision_due {
             Some(match word {
-                "Pass" | "Fail" => word.to_string(),
-                _ => "Inconclusive".to_string(),
+                MetricVerdict::Pass | MetricVerdict::Fail => word,
+                MetricVerdict::Inconclusive
+                | MetricVerdict::CeilingBreached
+                | MetricVerdict::Unavailable => MetricVerdict::Inconclusive,
             })
         } else {
             planned_decision
         };
         metrics.push(MetricStatus {
             name: metric.name.clone(),
-            verdict: word.into(),
+            verdict: word,
             summary,
             observed_until: Some(Time(now)),
             planned_decision,
@@ -418,7 +445,7 @@ pub fn assess(
     } else {
         0
     };
-    status.outcome = Some(gate.outcome().into());
+    status.outcome = Some(gate.outcome());
     status.message = Some(gate.message().to_string());
     Assessment { status, gate }
 }
@@ -592,7 +619,9 @@ mod tests {
         let a = assess(&a.status, &spec, &[window(3, 20)], t(125));
         assert_eq!(a.gate, Gate::Pass, "{:?}", a.status.message);
         assert_eq!(
-            a.status.metrics[0].planned_decision.as_deref(),
+            a.status.metrics[0]
+                .planned_decision
+                .map(MetricVerdict::as_str),
             Some("Pass")
         );
         assert!(
@@ -622,6 +651,6 @@ mod tests {
             }
         }
         assert!(matches!(gate, Gate::Fail(_)), "{gate:?}");
-        assert_eq!(c.metrics[0].planned_decision.as_deref(), Some("Pass"));
+        assert_eq!(c.metrics[0].planned_decision, Some(MetricVerdict::Pass));
     }
 }

@@ -36,9 +36,8 @@ pub struct IncidentSpec {
     pub revision: String,
     /// pod-template-hash of the stable revision that kept (or took back) the traffic.
     pub stable_revision: String,
-    /// What triggered it, as a CamelCase reason: `AnalysisFailed`, `Aborted`,
-    /// `ProgressDeadlineExceeded`, `AnalysisInconclusive` or `CommonModeHold`.
-    pub trigger: String,
+    /// What triggered it.
+    pub trigger: super::rollout::Trigger,
     /// One sentence with the numbers, e.g. the judge's verdict.
     pub summary: String,
     /// Whose problem it probably is.
@@ -125,8 +124,8 @@ pub struct BlastRadius {
 pub struct MetricEvidence {
     /// `spec.analysis.metrics[].name`.
     pub metric: String,
-    /// The judge's verdict: `Fail`, `CeilingBreached`, `Pass`, `Inconclusive`, `Unavailable`.
-    pub verdict: String,
+    /// The judge's verdict at the decision.
+    pub verdict: super::rollout::MetricVerdict,
     /// The verdict in a sentence with the numbers.
     pub summary: String,
     /// Canary events (failed requests or crashing pods) and exposure (requests or pod-seconds).
@@ -182,7 +181,8 @@ pub struct FieldChange {
 pub struct MitigationAction {
     /// When it was done.
     pub time: Time,
-    /// `KillSwitchFlipped`, `TrafficToStable`, `CanaryScaledDown`, `Held`.
+    /// `KillSwitchFlipped`, `TrafficToStable`, `StableScaledUp` (a failed bake's previous revision
+    /// grown back), `CanaryScaledDown`, `Held`.
     pub action: String,
     /// Details, e.g. `ConfigMap flags key new-checkout: "true" → "false"`.
     pub detail: String,
@@ -201,15 +201,47 @@ pub struct IncidentStatus {
 }
 
 /// The second-wave check.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SecondWave {
-    /// `Watching`, `Recovered` or `NotRecovered`.
-    pub state: String,
+    /// Where the check is.
+    pub state: SecondWaveState,
     /// When the watch ends (or ended).
     pub until: Option<Time>,
     /// What was measured, with the numbers.
     pub message: String,
+}
+
+/// The state of the second-wave check of the stable revision after a rollback.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+pub enum SecondWaveState {
+    /// The watch runs until `until`.
+    Watching,
+    /// The stable's error rate shows no lasting rise after the rollback.
+    Recovered,
+    /// The stable's error rate stayed above its level during the canary: probably not (only)
+    /// this change.
+    NotRecovered,
+    /// Could not be measured (no error-rate analysis, or Prometheus failed).
+    Unknown,
+}
+
+impl SecondWaveState {
+    /// The name, as serialized (and, prefixed with `SecondWave`, the Event reason).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SecondWaveState::Watching => "Watching",
+            SecondWaveState::Recovered => "Recovered",
+            SecondWaveState::NotRecovered => "NotRecovered",
+            SecondWaveState::Unknown => "Unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for SecondWaveState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The outcome of one notification.

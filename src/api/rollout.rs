@@ -472,19 +472,296 @@ pub struct RolloutStatus {
 /// Most timeline entries kept in status; older ones are dropped first.
 pub const TIMELINE_LIMIT: usize = 50;
 
-/// One timestamped fact in a rollout's history.
+/// One timestamped fact in a rollout's history. Repeats of the same fact in a row (analysis data
+/// going missing and coming back every few looks) are folded into one entry with a `count`, so
+/// they never push the anchors (`CanaryStarted`, `Promoted`, a rollback) out of the timeline.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TimelineEntry {
-    /// When it happened.
+    /// When it happened (the first time, for a folded entry).
     pub time: Time,
-    /// What happened, as a CamelCase reason (also the Event reason), e.g. `CanaryStarted`.
-    pub reason: String,
-    /// A sentence with the details.
+    /// What happened (also the Event reason).
+    pub reason: Reason,
+    /// A sentence with the details (of the latest occurrence, for a folded entry).
     pub message: String,
     /// The revision (pod-template-hash) concerned, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision: Option<String>,
+    /// How many times it happened in a row, when more than once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
+    /// When it last happened, when more than once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_time: Option<Time>,
+}
+
+/// Why an automatic rollback (or a hold instead of one) happened: an Incident's trigger, the
+/// rollback's timeline entry and Event reason, and the `trigger` label of
+/// `firebreak_rollback_seconds`. Every variant but [`Trigger::CommonModeHold`] rolls back, and
+/// every one of them notifies ([`Reason::notification`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
+pub enum Trigger {
+    /// The judge found the canary worse than the baseline (or past an absolute ceiling).
+    AnalysisFailed,
+    /// A user ran `firebreak abort`.
+    Aborted,
+    /// The canary's pods did not become available within `spec.progressDeadlineSeconds`.
+    ProgressDeadlineExceeded,
+    /// Analysis stayed inconclusive past the deadline with `analysis.onInconclusive: Rollback`.
+    AnalysisInconclusive,
+    /// The canary ran longer than `spec.strategy.canary.maxDuration`.
+    MaxDurationExceeded,
+    /// The promoted revision failed its bake (`spec.bake`): the previous revision is stable again.
+    BakeFailed,
+    /// The baseline is as bad as the canary: held at its step, nothing rolled back.
+    CommonModeHold,
+}
+
+impl Trigger {
+    /// Every trigger, for tests and documentation.
+    pub const ALL: [Trigger; 7] = [
+        Trigger::AnalysisFailed,
+        Trigger::Aborted,
+        Trigger::ProgressDeadlineExceeded,
+        Trigger::AnalysisInconclusive,
+        Trigger::MaxDurationExceeded,
+        Trigger::BakeFailed,
+        Trigger::CommonModeHold,
+    ];
+
+    /// Whether the trigger rolls the revision back (all but a common-mode hold).
+    pub fn rolls_back(self) -> bool {
+        match self {
+            Trigger::AnalysisFailed
+            | Trigger::Aborted
+            | Trigger::ProgressDeadlineExceeded
+            | Trigger::AnalysisInconclusive
+            | Trigger::MaxDurationExceeded
+            | Trigger::BakeFailed => true,
+            Trigger::CommonModeHold => false,
+        }
+    }
+
+    /// Whose problem the trigger points at, before anyone looked: the canary's measured behaviour
+    /// (`change`), the baseline as bad as the canary (`common-mode`), or something outside the
+    /// canary's metrics (`external`: a user's abort, a limit on time).
+    pub fn triage(self) -> super::Triage {
+        use super::Triage;
+        match self {
+            Trigger::AnalysisFailed | Trigger::ProgressDeadlineExceeded | Trigger::BakeFailed => {
+                Triage::Change
+            }
+            Trigger::Aborted | Trigger::AnalysisInconclusive | Trigger::MaxDurationExceeded => {
+                Triage::External
+            }
+            Trigger::CommonModeHold => Triage::CommonMode,
+        }
+    }
+
+    /// The timeline entry and Event reason of the trigger.
+    pub fn reason(self) -> Reason {
+        match self {
+            Trigger::AnalysisFailed => Reason::AnalysisFailed,
+            Trigger::Aborted => Reason::Aborted,
+            Trigger::ProgressDeadlineExceeded => Reason::ProgressDeadlineExceeded,
+            Trigger::AnalysisInconclusive => Reason::AnalysisInconclusive,
+            Trigger::MaxDurationExceeded => Reason::MaxDurationExceeded,
+            Trigger::BakeFailed => Reason::BakeFailed,
+            Trigger::CommonModeHold => Reason::CommonModeHold,
+        }
+    }
+
+    /// Why it happened, in words that follow "rolled back" or "held": "after canary analysis
+    /// failed".
+    pub fn words(self) -> &'static str {
+        match self {
+            Trigger::AnalysisFailed => "after canary analysis failed",
+            Trigger::Aborted => "on a user's request (`firebreak abort`)",
+            Trigger::ProgressDeadlineExceeded => {
+                "because its pods did not become available before the progress deadline"
+            }
+            Trigger::AnalysisInconclusive => {
+                "because canary analysis stayed inconclusive past its deadline"
+            }
+            Trigger::MaxDurationExceeded => {
+                "because the canary ran longer than its maximum duration (spec.strategy.canary.maxDuration)"
+            }
+            Trigger::BakeFailed => "because canary analysis failed during the bake after promotion",
+            Trigger::CommonModeHold => {
+                "because the baseline failed as badly as the canary (a common-mode problem)"
+            }
+        }
+    }
+
+    /// The name, as serialized: `AnalysisFailed`, `BakeFailed`, …
+    pub fn as_str(self) -> &'static str {
+        self.reason().as_str()
+    }
+}
+
+impl std::fmt::Display for Trigger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What happened to a Rollout: the reason of a timeline entry and of the Kubernetes Event
+/// Firebreak publishes about it. Serialized as its CamelCase name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
+pub enum Reason {
+    /// The first revision (or one whose stable ReplicaSet vanished) deployed straight to stable.
+    Deployed,
+    /// `firebreak retry`: a rolled-back revision is rolled out again.
+    Retried,
+    /// A newer template (or a revert) replaced the running canary.
+    CanarySuperseded,
+    /// The template went back to a previously stable revision: steps skipped.
+    FastRollback,
+    /// A new revision started as canary.
+    CanaryStarted,
+    /// A canary step finished.
+    StepCompleted,
+    /// `firebreak promote --full`: the remaining steps are skipped.
+    PromotedFull,
+    /// The canary became stable.
+    Promoted,
+    /// The bake watch started after a promotion.
+    BakeStarted,
+    /// A new revision ended the bake early.
+    BakeSuperseded,
+    /// The bake ended without trouble.
+    BakeCompleted,
+    /// Analysis could not get data for two looks in a row: the rollout holds.
+    AnalysisUnavailable,
+    /// Analysis has data again.
+    AnalysisRecovered,
+    /// Rolled back: analysis failed.
+    AnalysisFailed,
+    /// Rolled back: `firebreak abort`.
+    Aborted,
+    /// Rolled back: the canary missed the progress deadline.
+    ProgressDeadlineExceeded,
+    /// Rolled back: analysis inconclusive past the deadline.
+    AnalysisInconclusive,
+    /// Rolled back: the canary ran past `maxDuration`.
+    MaxDurationExceeded,
+    /// Rolled back during the bake.
+    BakeFailed,
+    /// Held, not rolled back: the baseline is as bad as the canary.
+    CommonModeHold,
+}
+
+impl Reason {
+    /// The name, as serialized and as the Event reason.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Deployed => "Deployed",
+            Reason::Retried => "Retried",
+            Reason::CanarySuperseded => "CanarySuperseded",
+            Reason::FastRollback => "FastRollback",
+            Reason::CanaryStarted => "CanaryStarted",
+            Reason::StepCompleted => "StepCompleted",
+            Reason::PromotedFull => "PromotedFull",
+            Reason::Promoted => "Promoted",
+            Reason::BakeStarted => "BakeStarted",
+            Reason::BakeSuperseded => "BakeSuperseded",
+            Reason::BakeCompleted => "BakeCompleted",
+            Reason::AnalysisUnavailable => "AnalysisUnavailable",
+            Reason::AnalysisRecovered => "AnalysisRecovered",
+            Reason::AnalysisFailed => "AnalysisFailed",
+            Reason::Aborted => "Aborted",
+            Reason::ProgressDeadlineExceeded => "ProgressDeadlineExceeded",
+            Reason::AnalysisInconclusive => "AnalysisInconclusive",
+            Reason::MaxDurationExceeded => "MaxDurationExceeded",
+            Reason::BakeFailed => "BakeFailed",
+            Reason::CommonModeHold => "CommonModeHold",
+        }
+    }
+
+    /// The trigger, when this reason is an automatic rollback, an abort or a common-mode hold.
+    pub fn trigger(self) -> Option<Trigger> {
+        match self {
+            Reason::AnalysisFailed => Some(Trigger::AnalysisFailed),
+            Reason::Aborted => Some(Trigger::Aborted),
+            Reason::ProgressDeadlineExceeded => Some(Trigger::ProgressDeadlineExceeded),
+            Reason::AnalysisInconclusive => Some(Trigger::AnalysisInconclusive),
+            Reason::MaxDurationExceeded => Some(Trigger::MaxDurationExceeded),
+            Reason::BakeFailed => Some(Trigger::BakeFailed),
+            Reason::CommonModeHold => Some(Trigger::CommonModeHold),
+            Reason::Deployed
+            | Reason::Retried
+            | Reason::CanarySuperseded
+            | Reason::FastRollback
+            | Reason::CanaryStarted
+            | Reason::StepCompleted
+            | Reason::PromotedFull
+            | Reason::Promoted
+            | Reason::BakeStarted
+            | Reason::BakeSuperseded
+            | Reason::BakeCompleted
+            | Reason::AnalysisUnavailable
+            | Reason::AnalysisRecovered => None,
+        }
+    }
+
+    /// A condition that may come and go many times (data missing, data back): repeats are
+    /// folded into one timeline entry with a count.
+    pub fn is_condition(self) -> bool {
+        match self {
+            Reason::AnalysisUnavailable | Reason::AnalysisRecovered => true,
+            Reason::Deployed
+            | Reason::Retried
+            | Reason::CanarySuperseded
+            | Reason::FastRollback
+            | Reason::CanaryStarted
+            | Reason::StepCompleted
+            | Reason::PromotedFull
+            | Reason::Promoted
+            | Reason::BakeStarted
+            | Reason::BakeSuperseded
+            | Reason::BakeCompleted
+            | Reason::AnalysisFailed
+            | Reason::Aborted
+            | Reason::ProgressDeadlineExceeded
+            | Reason::AnalysisInconclusive
+            | Reason::MaxDurationExceeded
+            | Reason::BakeFailed
+            | Reason::CommonModeHold => false,
+        }
+    }
+
+    /// An anchor of the rollout's story: never dropped from a bounded timeline while newer,
+    /// lesser entries can go instead.
+    pub fn is_anchor(self) -> bool {
+        match self {
+            Reason::Deployed
+            | Reason::CanaryStarted
+            | Reason::Promoted
+            | Reason::PromotedFull
+            | Reason::FastRollback
+            | Reason::BakeStarted
+            | Reason::BakeCompleted
+            | Reason::Retried => true,
+            Reason::CanarySuperseded
+            | Reason::StepCompleted
+            | Reason::BakeSuperseded
+            | Reason::AnalysisUnavailable
+            | Reason::AnalysisRecovered => false,
+            Reason::AnalysisFailed
+            | Reason::Aborted
+            | Reason::ProgressDeadlineExceeded
+            | Reason::AnalysisInconclusive
+            | Reason::MaxDurationExceeded
+            | Reason::BakeFailed
+            | Reason::CommonModeHold => true,
+        }
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The state of canary analysis, kept in status so a restarted controller continues where it was.
@@ -499,9 +776,9 @@ pub struct AnalysisStatus {
     /// Looks so far.
     #[serde(default)]
     pub looks: u32,
-    /// Overall outcome of the last look: `Pass`, `Fail`, `Inconclusive` or `Unavailable`.
+    /// Overall outcome of the last look.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub outcome: Option<String>,
+    pub outcome: Option<AnalysisOutcome>,
     /// Why, in a sentence with the numbers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
@@ -528,14 +805,92 @@ pub struct AnalysisStatus {
     pub pod_restarts: std::collections::BTreeMap<String, [i32; 2]>,
 }
 
+/// The overall outcome of an analysis look, as kept in `status.analysis.outcome`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+pub enum AnalysisOutcome {
+    /// Every metric passes: the rollout may advance.
+    Pass,
+    /// A metric failed: roll back.
+    Fail,
+    /// Not enough evidence yet: hold at the step.
+    Inconclusive,
+    /// No data could be had: hold, look again with back-off.
+    Unavailable,
+    /// A ceiling broke in the canary and the baseline alike: hold, do not roll back.
+    CommonMode,
+}
+
+impl AnalysisOutcome {
+    /// The name, as serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AnalysisOutcome::Pass => "Pass",
+            AnalysisOutcome::Fail => "Fail",
+            AnalysisOutcome::Inconclusive => "Inconclusive",
+            AnalysisOutcome::Unavailable => "Unavailable",
+            AnalysisOutcome::CommonMode => "CommonMode",
+        }
+    }
+}
+
+impl std::fmt::Display for AnalysisOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One metric's verdict at a look (and, `Pass`/`Fail`/`Inconclusive`, at the planned decision).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+pub enum MetricVerdict {
+    /// The canary is no worse than the margin allows (or quiet enough to rule a regression out).
+    Pass,
+    /// The canary is worse than the margin allows, beyond doubt.
+    Fail,
+    /// Not enough evidence either way yet.
+    #[default]
+    Inconclusive,
+    /// An absolute ceiling (`maxRate`, `maxRestartsPerPod`) broke.
+    CeilingBreached,
+    /// No data for this metric at this look.
+    Unavailable,
+}
+
+impl MetricVerdict {
+    /// The name, as serialized and as the `outcome` label of
+    /// `firebreak_analysis_decisions_total`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricVerdict::Pass => "Pass",
+            MetricVerdict::Fail => "Fail",
+            MetricVerdict::Inconclusive => "Inconclusive",
+            MetricVerdict::CeilingBreached => "CeilingBreached",
+            MetricVerdict::Unavailable => "Unavailable",
+        }
+    }
+
+    /// Whether this verdict is against the canary.
+    pub fn is_adverse(self) -> bool {
+        match self {
+            MetricVerdict::Fail | MetricVerdict::CeilingBreached => true,
+            MetricVerdict::Pass | MetricVerdict::Inconclusive | MetricVerdict::Unavailable => false,
+        }
+    }
+}
+
+impl std::fmt::Display for MetricVerdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Accumulated evidence and the last verdict of one metric.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MetricStatus {
     /// `spec.analysis.metrics[].name`.
     pub name: String,
-    /// `Pass`, `Fail`, `Inconclusive`, `CeilingBreached` or `Unavailable`.
-    pub verdict: String,
+    /// The verdict of the last look.
+    pub verdict: MetricVerdict,
     /// End of the last window whose counts were folded in; the next window starts here, so a
     /// look that fails loses no data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -546,7 +901,7 @@ pub struct MetricStatus {
     /// `Fail` or `Inconclusive`. A `Pass` stands for the rest of the analysis unless the
     /// continuous test fails later.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub planned_decision: Option<String>,
+    pub planned_decision: Option<MetricVerdict>,
     /// The judge's accumulated evidence (exact; see `analysis::judge::Evidence`).
     pub evidence: crate::analysis::judge::Evidence,
 }

@@ -206,7 +206,10 @@ fn firebreak_is_driven_through_assess_and_catches_a_hard_failure_fast() {
     if let Some(look) = missing {
         judge.look(&look, &stream);
         let status = judge.status().expect("analysis started");
-        assert_eq!(status.outcome.as_deref(), Some("Unavailable"));
+        assert_eq!(
+            status.outcome,
+            Some(crate::api::AnalysisOutcome::Unavailable)
+        );
     }
 }
 

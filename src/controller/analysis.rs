@@ -12,7 +12,9 @@ use crate::analysis::assess::{self, Gate, Observation, Schedule};
 use crate::analysis::crashes::{PodSample, Side, crash_window};
 use crate::analysis::prometheus::{Arms, error_counts};
 use crate::analysis::template::Variables;
-use crate::api::{AnalysisStatus, POD_TEMPLATE_HASH_LABEL, ROLLOUT_LABEL, Rollout};
+use crate::api::{
+    AnalysisOutcome, AnalysisStatus, POD_TEMPLATE_HASH_LABEL, ROLLOUT_LABEL, Rollout,
+};
 
 use super::revisions::{baseline_hash, template_hash};
 use super::validate::{ValidSpec, planned_duration};
@@ -31,12 +33,12 @@ pub struct AnalysisInput {
 /// The Gate a previous look left behind.
 fn gate_of(status: &AnalysisStatus) -> Gate {
     let message = status.message.clone().unwrap_or_default();
-    match status.outcome.as_deref() {
-        Some("Pass") => Gate::Pass,
-        Some("Fail") => Gate::Fail(message),
-        Some("Unavailable") => Gate::Unavailable(message),
-        Some("CommonMode") => Gate::CommonMode(message),
-        _ => Gate::Inconclusive(message),
+    match status.outcome {
+        Some(AnalysisOutcome::Pass) => Gate::Pass,
+        Some(AnalysisOutcome::Fail) => Gate::Fail(message),
+        Some(AnalysisOutcome::Unavailable) => Gate::Unavailable(message),
+        Some(AnalysisOutcome::CommonMode) => Gate::CommonMode(message),
+        Some(AnalysisOutcome::Inconclusive) | None => Gate::Inconclusive(message),
     }
 }
 
@@ -50,7 +52,7 @@ pub async fn observe(
 ) -> Option<AnalysisInput> {
     let analysis = rollout.spec.analysis.as_ref()?;
     let status = rollout.status.as_ref()?;
-    let canary = template_hash(&spec.template);
+    let canary = template_hash(&rollout.name_any(), &spec.template);
     let canary_runs =
         status.canary_revision.as_deref() == Some(canary.as_str()) && status.canary_weight > 0;
     // During a bake the promoted revision is judged against the previous one's remaining pod.

@@ -13,8 +13,8 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::ResourceExt;
 
 use crate::api::{
-    PAUSED_ANNOTATION, Phase, REQUEST_ANNOTATION_PREFIX, Rollout, RolloutStatus, TIMELINE_LIMIT,
-    TimelineEntry,
+    PAUSED_ANNOTATION, Phase, REQUEST_ANNOTATION_PREFIX, Reason, Rollout, RolloutStatus,
+    TIMELINE_LIMIT, TimelineEntry, Trigger,
 };
 
 use super::analysis::AnalysisInput;
@@ -25,13 +25,14 @@ use super::revisions::{
 use super::validate::{StepKind, ValidSpec};
 use crate::analysis::assess::Gate;
 use crate::api::OnInconclusive;
-use crate::api::Triage;
 use crate::incident::record::{IncidentPlan, incident_name};
 
 /// Default `spec.progressDeadlineSeconds`.
 pub const DEFAULT_PROGRESS_DEADLINE: Duration = Duration::from_secs(600);
 /// Default `spec.revisionHistoryLimit`.
 pub const DEFAULT_REVISION_HISTORY_LIMIT: usize = 3;
+/// Failed analysis looks in a row before the timeline and Events say data is missing.
+pub const UNAVAILABLE_AFTER_LOOKS: u32 = 2;
 /// Longest time between two looks at a Rollout even when nothing happens.
 pub const RESYNC: Duration = Duration::from_secs(300);
 
@@ -90,8 +91,8 @@ pub struct Plan {
 /// One transition, to be published as an Event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Transition {
-    /// CamelCase reason, e.g. `CanaryStarted`.
-    pub reason: String,
+    /// What happened (the Event reason and the timeline entry's).
+    pub reason: Reason,
     /// Sentence with the details.
     pub message: String,
     /// Warning (something went wrong) or Normal.
@@ -126,6 +127,35 @@ pub fn stable_replicas(replicas: i32, canary: i32, weight: i32) -> i32 {
         rest.max(1)
     } else {
         rest
+    }
+}
+
+/// Appends `entry` to a bounded timeline. A condition ([`Reason::is_condition`]: data missing,
+/// data back) that repeats one of the last two entries (same reason and revision) is folded into
+/// it with a `count`, so a flapping condition takes two entries however long it flaps. Past [`TIMELINE_LIMIT`] the oldest
+/// entry that is not an anchor ([`Reason::is_anchor`]) is dropped, and an anchor only when
+/// nothing else is left.
+pub fn push_timeline(timeline: &mut Vec<TimelineEntry>, entry: TimelineEntry) {
+    if entry.reason.is_condition() {
+        let recent = timeline.len().saturating_sub(2);
+        if let Some(same) = timeline[recent..]
+            .iter_mut()
+            .rev()
+            .find(|e| e.reason == entry.reason && e.revision == entry.revision)
+        {
+            same.count = Some(same.count.unwrap_or(1).saturating_add(1));
+            same.last_time = Some(entry.time);
+            same.message = entry.message;
+            return;
+        }
+    }
+    timeline.push(entry);
+    while timeline.len() > TIMELINE_LIMIT {
+        let drop = timeline
+            .iter()
+            .position(|e| !e.reason.is_anchor())
+            .unwrap_or(0);
+        timeline.remove(drop);
     }
 }
 
@@ -191,17 +221,20 @@ impl<'a> Decider<'a> {
         self.revision(hash).map_or(0, |r| r.available)
     }
 
-    fn record(&mut self, reason: &str, message: String, revision: Option<&str>, warning: bool) {
-        self.status.timeline.push(TimelineEntry {
-            time: Time(self.now),
-            reason: reason.into(),
-            message: message.clone(),
-            revision: revision.map(str::to_string),
-        });
-        let excess = self.status.timeline.len().saturating_sub(TIMELINE_LIMIT);
-        self.status.timeline.drain(..excess);
+    fn record(&mut self, reason: Reason, message: String, revision: Option<&str>, warning: bool) {
+        push_timeline(
+            &mut self.status.timeline,
+            TimelineEntry {
+                time: Time(self.now),
+                reason,
+                message: message.clone(),
+                revision: revision.map(str::to_string),
+                count: None,
+                last_time: None,
+            },
+        );
         self.transitions.push(Transition {
-            reason: reason.into(),
+            reason,
             message,
             warning,
         });
@@ -272,7 +305,7 @@ impl<'a> Decider<'a> {
             opens_at: w.opens_at.map(Time),
             closes_at: w.closes_at.map(Time),
         });
-        let target = template_hash(&self.spec.template);
+        let target = template_hash(&self.rollout.name_any(), &self.spec.template);
         let requests = self.take_requests();
         let stable_known = self
             .status
@@ -286,7 +319,7 @@ impl<'a> Decider<'a> {
             self.clear_canary();
             self.promote_now = Some(target.clone());
             self.record(
-                "Deployed",
+                Reason::Deployed,
                 format!(
                     "revision {target} deployed as stable with {} replicas",
                     self.replicas()
@@ -301,7 +334,7 @@ impl<'a> Decider<'a> {
             self.status.rolled_back_revision = None;
             self.status.rollback_reason = None;
             self.record(
-                "Retried",
+                Reason::Retried,
                 format!(
                     "retry requested: revision {target} is rolled out again from the first step"
                 ),
@@ -313,7 +346,7 @@ impl<'a> Decider<'a> {
         if target == stable {
             if let Some(canary) = self.status.canary_revision.clone() {
                 self.record(
-                    "CanarySuperseded",
+                    Reason::CanarySuperseded,
                     format!("spec.template is back to stable revision {stable}: canary {canary} scaled down"),
                     Some(&canary),
                     false,
@@ -346,7 +379,7 @@ impl<'a> Decider<'a> {
         {
             if let Some(canary) = self.status.canary_revision.clone() {
                 self.record(
-                    "CanarySuperseded",
+                    Reason::CanarySuperseded,
                     format!("canary {canary} superseded by previously stable revision {target}"),
                     Some(&canary),
                     false,
@@ -357,7 +390,7 @@ impl<'a> Decider<'a> {
             self.renumber = Some(target.clone());
             self.status.waiting_since = None;
             self.record(
-                "FastRollback",
+                Reason::FastRollback,
                 format!("spec.template matches previously stable revision {target}: steps skipped, it becomes stable at once"),
                 Some(&target),
                 false,
@@ -377,7 +410,15 @@ impl<'a> Decider<'a> {
     }
 
     /// No canary: the stable revision runs at full size; others drain once it is available.
+    /// Healthy only once their pods are gone, so that `kubectl wait` or a GitOps sync waiting
+    /// for `Ready` moves on when the old version no longer serves.
     fn steady(&mut self, stable: &str) {
+        self.steady_keeping(stable, None);
+    }
+
+    /// [`Decider::steady`], keeping one pod of `bake_slice` (the previous revision during a
+    /// bake): that pod does not hold back `Healthy`.
+    fn steady_keeping(&mut self, stable: &str, bake_slice: Option<&str>) {
         let replicas = self.replicas();
         self.desired.insert(stable.to_string(), replicas);
         let available = self.available(stable);
@@ -391,7 +432,31 @@ impl<'a> Decider<'a> {
             let keep = if fully_available { 0 } else { r.desired };
             self.desired.insert(r.hash.clone(), keep);
         }
-        if fully_available {
+        if let Some(previous) = bake_slice {
+            self.keep_bake_slice(previous);
+        }
+        // Pods of other revisions that still run (or are shutting down) beyond the bake's slice.
+        let old_pods: i32 = self
+            .revisions
+            .iter()
+            .filter(|r| r.arm == Arm::Revision && r.hash != stable)
+            .map(|r| {
+                let pods = r.current + r.terminating;
+                if Some(r.hash.as_str()) == bake_slice {
+                    (pods - 1).max(0)
+                } else {
+                    pods
+                }
+            })
+            .sum();
+        if fully_available && old_pods > 0 {
+            self.status.waiting_since = None;
+            self.status.phase = Some(Phase::Progressing);
+            self.status.message = Some(format!(
+                "stable revision {stable}: {available}/{replicas} pods available; waiting for {old_pods} pods of older revisions to terminate"
+            ));
+            self.requeue_in(Duration::from_secs(5));
+        } else if fully_available {
             self.status.waiting_since = None;
             self.status.phase = Some(Phase::Healthy);
             self.status.message = Some(format!(
@@ -424,7 +489,7 @@ impl<'a> Decider<'a> {
                 self.spec.progress_deadline.as_secs()
             );
             if canary {
-                self.abort(&reason, "ProgressDeadlineExceeded");
+                self.abort(&reason, Trigger::ProgressDeadlineExceeded);
                 return true;
             }
             self.status.phase = Some(Phase::Degraded);
@@ -450,7 +515,7 @@ impl<'a> Decider<'a> {
         if self.status.canary_revision.as_deref() != Some(target) {
             if let Some(bake) = self.status.bake.take() {
                 self.record(
-                    "BakeSuperseded",
+                    Reason::BakeSuperseded,
                     format!(
                         "bake of {} ended early: new revision {target} starts",
                         bake.revision
@@ -461,7 +526,7 @@ impl<'a> Decider<'a> {
             }
             if let Some(old) = self.status.canary_revision.clone() {
                 self.record(
-                    "CanarySuperseded",
+                    Reason::CanarySuperseded,
                     format!("canary {old} superseded by new revision {target}"),
                     Some(&old),
                     false,
@@ -478,7 +543,7 @@ impl<'a> Decider<'a> {
             self.status.analysis = None;
             self.renumber = Some(target.to_string());
             self.record(
-                "CanaryStarted",
+                Reason::CanaryStarted,
                 format!("new revision {target} started as canary next to stable {stable}"),
                 Some(target),
                 false,
@@ -486,10 +551,10 @@ impl<'a> Decider<'a> {
         }
 
         if requests.abort {
-            return self.abort("aborted by user (`firebreak abort`)", "Aborted");
+            return self.abort("aborted by user (`firebreak abort`)", Trigger::Aborted);
         }
         if let Some(Gate::Fail(why)) = self.take_analysis(target) {
-            return self.abort(&format!("analysis failed: {why}"), "AnalysisFailed");
+            return self.abort(&format!("analysis failed: {why}"), Trigger::AnalysisFailed);
         }
         if let (Some(max), Some(started)) = (
             self.spec.max_duration,
@@ -503,7 +568,7 @@ impl<'a> Decider<'a> {
                     ran.as_secs(),
                     max.as_secs()
                 );
-                return self.abort(&reason, "MaxDurationExceeded");
+                return self.abort(&reason, Trigger::MaxDurationExceeded);
             }
             self.requeue_in((limit - ran).unsigned_abs());
         }
@@ -511,7 +576,7 @@ impl<'a> Decider<'a> {
             self.status.current_step_index = Some(self.spec.steps.len() as i32);
             self.status.step_started_at = Some(Time(self.now));
             self.record(
-                "PromotedFull",
+                Reason::PromotedFull,
                 format!("full promotion requested: canary {target} skips its remaining steps"),
                 Some(target),
                 false,
@@ -650,43 +715,44 @@ impl<'a> Decider<'a> {
     /// status, publishes transitions of its outcome, and returns its gate (None: no analysis).
     fn take_analysis(&mut self, target: &str) -> Option<Gate> {
         let input = self.analysis.filter(|a| a.status.revision == target)?;
-        let before = self
-            .status
-            .analysis
-            .as_ref()
-            .and_then(|a| a.outcome.clone());
-        let held_since = self
-            .status
-            .analysis
-            .as_ref()
-            .and_then(|a| a.held_since.clone());
+        let previous = self.status.analysis.as_ref();
+        let before = previous.and_then(|a| a.outcome);
+        let failures_before = previous.map_or(0, |a| a.consecutive_failures);
+        let held_since = previous.and_then(|a| a.held_since.clone());
         self.status.analysis = Some(input.status.clone());
         if let Some(a) = self.status.analysis.as_mut() {
             a.held_since = held_since;
         }
         self.requeue_in(input.next_look);
+        // One missing look is not an event (a scrape that landed late): data is reported missing
+        // from the second failed look in a row, and back once a look succeeds after that.
+        let missing = input.status.consecutive_failures >= UNAVAILABLE_AFTER_LOOKS;
+        let was_missing = failures_before >= UNAVAILABLE_AFTER_LOOKS;
         match &input.gate {
-            Gate::Unavailable(why) if before.as_deref() != Some("Unavailable") => {
+            Gate::Unavailable(why) if missing && !was_missing => {
                 self.record(
-                    "AnalysisUnavailable",
-                    format!("analysis has no data, holding: {why}"),
+                    Reason::AnalysisUnavailable,
+                    format!(
+                        "analysis has had no data for {} looks, holding: {why}",
+                        input.status.consecutive_failures
+                    ),
                     Some(target),
                     true,
                 );
             }
-            Gate::CommonMode(why) if before.as_deref() != Some("CommonMode") => {
+            Gate::CommonMode(why) if before != Some(crate::api::AnalysisOutcome::CommonMode) => {
                 let why = why.clone();
                 self.record(
-                    "CommonModeHold",
+                    Reason::CommonModeHold,
                     format!("holding canary {target}: {why}"),
                     Some(target),
                     true,
                 );
-                self.plan_incident(target, "CommonModeHold", &why, Triage::CommonMode);
+                self.plan_incident(target, Trigger::CommonModeHold, &why);
             }
-            Gate::Pass | Gate::Inconclusive(_) if before.as_deref() == Some("Unavailable") => {
+            Gate::Pass | Gate::Inconclusive(_) | Gate::Fail(_) if was_missing => {
                 self.record(
-                    "AnalysisRecovered",
+                    Reason::AnalysisRecovered,
                     "analysis has data again".into(),
                     Some(target),
                     false,
@@ -730,7 +796,7 @@ impl<'a> Decider<'a> {
         if self.now >= bake.until.0 {
             self.status.bake = None;
             self.record(
-                "BakeCompleted",
+                Reason::BakeCompleted,
                 format!(
                     "revision {stable} baked without trouble; previous revision {} scaled down",
                     bake.previous
@@ -740,8 +806,7 @@ impl<'a> Decider<'a> {
             );
             return self.steady(stable);
         }
-        self.steady(stable);
-        self.keep_bake_slice(&bake.previous);
+        self.steady_keeping(stable, Some(&bake.previous));
         let left = bake.until.0.duration_since(self.now).unsigned_abs();
         self.requeue_in(left);
         if self.status.phase == Some(Phase::Healthy) {
@@ -766,19 +831,26 @@ impl<'a> Decider<'a> {
     /// the bad one drains once it can carry the load), with an Incident.
     fn bake_rollback(&mut self, bad: &str, previous: &str, why: &str) {
         let reason = format!("analysis failed during bake: {why}");
-        self.status.canary_started_at = self.status.bake.as_ref().map(|b| b.started_at.clone());
+        let bake = self.status.bake.take();
+        // The previous revision is the stable one again before the Incident is planned, so the
+        // record names it as the stable that took the traffic back, diffs it against the bad
+        // revision, and the second-wave check watches it.
+        self.status.stable_revision = Some(previous.to_string());
+        self.status.canary_started_at = bake.as_ref().map(|b| b.started_at.clone());
         self.status.canary_weight = 100;
-        self.plan_incident(bad, "BakeFailed", &reason, Triage::Change);
+        self.plan_incident(bad, Trigger::BakeFailed, &reason);
+        let pods = self.revision(bad).map_or(0, |r| r.desired);
+        if let Some(incident) = self.incident.as_mut() {
+            incident.pods = pods;
+        }
         self.status.canary_started_at = None;
         self.status.canary_weight = 0;
         self.flip_kill_switch = true;
-        self.status.bake = None;
-        self.status.stable_revision = Some(previous.to_string());
         self.status.rolled_back_revision = Some(bad.to_string());
         self.status.rollback_reason = Some(reason.clone());
         self.renumber = Some(previous.to_string());
         self.record(
-            "BakeFailed",
+            Reason::BakeFailed,
             format!("revision {bad} rolled back to {previous} during bake: {reason}"),
             Some(bad),
             true,
@@ -863,7 +935,7 @@ impl<'a> Decider<'a> {
             .unwrap_or_default();
         let why = format!(
             "analysis {}: {}",
-            gate.outcome().to_lowercase(),
+            gate.outcome().as_str().to_lowercase(),
             gate.message()
         );
         // A common-mode problem is not this change's fault: it holds, whatever onInconclusive says.
@@ -874,7 +946,7 @@ impl<'a> Decider<'a> {
                     "{why} for {}s (analysis.onInconclusive: Rollback)",
                     held.as_secs()
                 ),
-                "AnalysisInconclusive",
+                Trigger::AnalysisInconclusive,
             );
             return false;
         }
@@ -907,7 +979,7 @@ impl<'a> Decider<'a> {
         self.status.step_started_at = Some(Time(self.now));
         let target = self.status.canary_revision.clone();
         self.record(
-            "StepCompleted",
+            Reason::StepCompleted,
             format!("step {next}/{} completed: {message}", self.spec.steps.len()),
             target.as_deref(),
             false,
@@ -920,12 +992,13 @@ impl<'a> Decider<'a> {
         self.baseline = None;
         self.promote_now = Some(target.to_string());
         self.record(
-            "Promoted",
+            Reason::Promoted,
             format!("canary {target} promoted to stable; previous stable {old_stable} scaled down"),
             Some(target),
             false,
         );
-        self.steady(target);
+        let bake_slice = self.spec.bake.map(|_| old_stable);
+        self.steady_keeping(target, bake_slice);
         if let Some(duration) = self.spec.bake {
             let until = self
                 .now
@@ -937,9 +1010,8 @@ impl<'a> Decider<'a> {
                 started_at: Time(self.now),
                 until: Time(until),
             });
-            self.keep_bake_slice(old_stable);
             self.record(
-                "BakeStarted",
+                Reason::BakeStarted,
                 format!(
                     "baking {target} for {}s against one pod of {old_stable}",
                     duration.as_secs()
@@ -953,14 +1025,10 @@ impl<'a> Decider<'a> {
 
     /// Rolls the canary back: weight 0, canary (and baseline) to zero pods, stable to full size,
     /// and the revision is remembered so it is not rolled out again.
-    fn abort(&mut self, reason: &str, kind: &str) {
+    fn abort(&mut self, reason: &str, trigger: Trigger) {
         let target = self.status.canary_revision.clone().unwrap_or_default();
         let stable = self.status.stable_revision.clone().unwrap_or_default();
-        let triage = match kind {
-            "AnalysisFailed" | "ProgressDeadlineExceeded" => Triage::Change,
-            _ => Triage::External,
-        };
-        self.plan_incident(&target, kind, reason, triage);
+        self.plan_incident(&target, trigger, reason);
         self.mitigating = true;
         self.baseline = None;
         self.clear_canary();
@@ -977,7 +1045,7 @@ impl<'a> Decider<'a> {
             self.desired.insert(r.hash.clone(), 0);
         }
         self.record(
-            kind,
+            trigger.reason(),
             format!(
                 "canary {target} rolled back: {reason}; stable {stable} restored to {} replicas",
                 self.replicas()
@@ -992,7 +1060,7 @@ impl<'a> Decider<'a> {
     }
 
     /// Prepares the Incident for the current canary (its name goes into status at once).
-    fn plan_incident(&mut self, revision: &str, trigger: &str, summary: &str, triage: Triage) {
+    fn plan_incident(&mut self, revision: &str, trigger: Trigger, summary: &str) {
         let revision = revision.to_string();
         let name = incident_name(
             &self.rollout.name_any(),
@@ -1002,9 +1070,9 @@ impl<'a> Decider<'a> {
         self.status.incident = Some(name.clone());
         self.incident = Some(IncidentPlan {
             name,
-            trigger: trigger.to_string(),
+            trigger,
             summary: summary.to_string(),
-            triage,
+            triage: trigger.triage(),
             pods: self.revision(&revision).map_or(0, |r| r.desired),
             revision,
             stable_revision: self.status.stable_revision.clone().unwrap_or_default(),
@@ -1019,7 +1087,7 @@ impl<'a> Decider<'a> {
         let rollout_name = self.rollout.name_any();
         let max_number = self.revisions.iter().map(|r| r.number).max().unwrap_or(0);
         let now_text = self.now.to_string();
-        let target = template_hash(&self.spec.template);
+        let target = template_hash(&self.rollout.name_any(), &self.spec.template);
         let mut replica_sets = Vec::new();
         let mut next_number = max_number;
 

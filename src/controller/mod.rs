@@ -56,6 +56,22 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    /// The API server refused an object the rollout needs as invalid (HTTP 400 or 422), e.g. a
+    /// pod-template annotation over the size limit. Reported in the Rollout's status and as an
+    /// Event; retried slowly, since only a change of the spec can fix it.
+    #[error("the API server refused {object}: {message}")]
+    Refused {
+        /// The object, e.g. `ReplicaSet checkout-bcd5f8x2k9`.
+        object: String,
+        /// The API server's message, which names the field.
+        message: String,
+    },
+    /// The namespace is being deleted: nothing new is created in it.
+    #[error("namespace {namespace} is being deleted; nothing new is created in it")]
+    NamespaceTerminating {
+        /// The namespace.
+        namespace: String,
+    },
 }
 
 impl Error {
@@ -63,7 +79,35 @@ impl Error {
     pub fn metric_label(&self) -> &'static str {
         match self {
             Error::Kube { .. } => "KubeApi",
+            Error::Refused { .. } => "Refused",
+            Error::NamespaceTerminating { .. } => "NamespaceTerminating",
         }
+    }
+
+    /// How long to wait before trying again: seconds for a failed call, minutes for what only
+    /// a change (of the spec, or the namespace's end) settles.
+    pub fn retry_after(&self) -> Duration {
+        match self {
+            Error::Kube { .. } => Duration::from_secs(5),
+            Error::Refused { .. } | Error::NamespaceTerminating { .. } => Duration::from_secs(300),
+        }
+    }
+}
+
+/// Classifies a failed write of `object` in `namespace`: a refusal of the object itself
+/// ([`Error::Refused`]), a namespace being deleted ([`Error::NamespaceTerminating`]), or any
+/// other API failure.
+fn write_err(object: String, namespace: &str, action: String) -> impl FnOnce(kube::Error) -> Error {
+    let namespace = namespace.to_string();
+    move |source| match &source {
+        kube::Error::Api(e) if e.code == 403 && e.message.contains("being terminated") => {
+            Error::NamespaceTerminating { namespace }
+        }
+        kube::Error::Api(e) if e.code == 400 || e.code == 422 => Error::Refused {
+            object,
+            message: e.message.clone(),
+        },
+        _ => Error::Kube { action, source },
     }
 }
 
@@ -111,11 +155,21 @@ pub async fn run(
             ),
             None => (Api::all(client.clone()), Api::all(client.clone())),
         };
-    // Fail early, with a useful message, when the CRD is missing.
-    if let Err(e) = rollouts.list(&ListParams::default().limit(1)).await {
-        anyhow::bail!(
-            "cannot list Rollouts ({e}); is the CRD installed? Install it with `firebreak crd | kubectl apply --server-side -f -`"
-        );
+    // Started together with the CRDs (a GitOps sync, `kubectl apply -f` of a directory), the
+    // controller may come up before the API server serves Rollouts: wait for it, saying why.
+    let mut waited = 0u32;
+    while let Err(e) = rollouts.list(&ListParams::default().limit(1)).await {
+        if waited.is_multiple_of(15) {
+            warn!(
+                error = %e,
+                "waiting for the Rollout CRD to be established; install it with `firebreak crd | kubectl apply --server-side -f -`"
+            );
+        }
+        waited += 1;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    if waited > 0 {
+        info!("the Rollout CRD is established");
     }
     let recorder = Recorder::new(
         client.clone(),
@@ -156,7 +210,7 @@ pub async fn run(
 fn error_policy(_: Arc<DeserializeGuard<Rollout>>, error: &Error, ctx: Arc<Context>) -> Action {
     warn!(error = %error, kind = error.metric_label(), "retrying");
     ctx.metrics.record_error(error.metric_label());
-    Action::requeue(Duration::from_secs(5))
+    Action::requeue(error.retry_after())
 }
 
 async fn reconcile(
@@ -170,7 +224,7 @@ async fn reconcile(
         Ok(r) => (
             r.name_any(),
             r.namespace().unwrap_or_default(),
-            revisions::template_hash(&r.spec.template),
+            revisions::template_hash(&r.name_any(), &r.spec.template),
         ),
         Err(invalid) => (
             invalid.metadata.name.clone().unwrap_or_default(),
@@ -262,11 +316,33 @@ async fn reconcile_inner(
             .map_or(0, |p| p.looks);
         if a.status.looks > before {
             for metric in &a.status.metrics {
-                ctx.metrics.record_analysis(&metric.name, &metric.verdict);
+                ctx.metrics
+                    .record_analysis(&metric.name, metric.verdict.as_str());
             }
         }
     }
-    let mitigation = act(&ctx, &rs_api, &rollout, &revisions, &plan).await?;
+    let creates = plan
+        .replica_sets
+        .iter()
+        .any(|d| !revisions.iter().any(|r| r.name == d.name));
+    if creates && namespace_terminating(&ctx, &namespace).await? {
+        info!("namespace is being deleted: no new ReplicaSet is created in it");
+        ctx.metrics.set_rollout_phase(&namespace, &name, None);
+        return Ok(Action::await_change());
+    }
+    let mitigation = match act(&ctx, &rs_api, &rollout, &revisions, &plan).await {
+        Ok(mitigation) => mitigation,
+        Err(Error::Refused { object, message }) => {
+            let what = format!(
+                "the API server refused {object}: {message}. Fix spec.template (or the field it names) and apply again"
+            );
+            record_degraded(&ctx, &api, &rollout, "ObjectRefused", &what).await?;
+            ctx.metrics
+                .set_rollout_phase(&namespace, &name, Some("Degraded"));
+            return Err(Error::Refused { object, message });
+        }
+        Err(e) => return Err(e),
+    };
     if plan.flip_kill_switch
         && let Some(incident) = &plan.incident
     {
@@ -277,13 +353,23 @@ async fn reconcile_inner(
             .and_then(|a| a.adverse_since.as_ref())
             .map_or(now, |t| t.0);
         let seconds = Timestamp::now().duration_since(from).as_secs_f64();
-        ctx.metrics.observe_rollback(seconds, &incident.trigger);
+        ctx.metrics
+            .observe_rollback(seconds, incident.trigger.as_str());
     }
     let incident = match &plan.incident {
         Some(incident) => Some(
             create_incident(&ctx, &rollout, &spec, &revisions, incident, mitigation, now).await?,
         ),
-        None => None,
+        None => {
+            // Mitigation that finishes after the decision (the bad revision of a failed bake
+            // drains once the previous one can carry the load) completes the existing record.
+            if !mitigation.is_empty()
+                && let Some(name) = plan.status.incident.as_deref()
+            {
+                complete_mitigation(&ctx, &namespace, name, mitigation).await;
+            }
+            None
+        }
     };
     record(&ctx, &api, &rollout, &plan).await?;
     let phase = plan.status.phase.map(|p| p.to_string());
@@ -336,26 +422,53 @@ async fn act(
         let rs = build_replica_set(rollout, desired);
         api.patch(&desired.name, &apply, &Patch::Apply(&rs))
             .await
-            .map_err(kube_err(format!(
-                "applying ReplicaSet {} ({} replicas)",
-                desired.name, desired.replicas
-            )))?;
+            .map_err(write_err(
+                format!("ReplicaSet {}", desired.name),
+                &rollout.namespace().unwrap_or_default(),
+                format!(
+                    "applying ReplicaSet {} ({} replicas)",
+                    desired.name, desired.replicas
+                ),
+            ))?;
     }
-    if plan.mitigating {
-        let shrunk: Vec<String> = plan
-            .replica_sets
-            .iter()
-            .filter(|d| {
-                d.replicas == 0 && observed.iter().any(|r| r.name == d.name && r.desired > 0)
-            })
-            .map(|d| d.name.clone())
-            .collect();
+    let rolled_back = plan.status.rolled_back_revision.as_deref();
+    let shrunk: Vec<String> = plan
+        .replica_sets
+        .iter()
+        .filter(|d| {
+            d.replicas == 0
+                && (plan.mitigating || Some(d.hash.as_str()) == rolled_back)
+                && observed.iter().any(|r| r.name == d.name && r.desired > 0)
+        })
+        .map(|d| d.name.clone())
+        .collect();
+    if plan.mitigating || !shrunk.is_empty() {
         mitigation.push(MitigationAction {
             time: Time(Timestamp::now()),
             action: "CanaryScaledDown".into(),
             detail: format!(
                 "{} scaled to 0 pods; without a traffic router traffic follows pods, so the stable serves all requests",
                 if shrunk.is_empty() { "the canary ReplicaSet".to_string() } else { shrunk.join(", ") }
+            ),
+        });
+    }
+    // A rollback during the bake grows the previous revision back before the bad one drains
+    // (it serves all traffic, so shrinking it first would leave too few pods).
+    if let Some(incident) = plan
+        .incident
+        .as_ref()
+        .filter(|i| i.trigger == crate::api::Trigger::BakeFailed)
+        && let Some(restored) = plan
+            .replica_sets
+            .iter()
+            .find(|d| d.hash == incident.stable_revision)
+    {
+        mitigation.push(MitigationAction {
+            time: Time(Timestamp::now()),
+            action: "StableScaledUp".into(),
+            detail: format!(
+                "previous revision {} ({}) scaled to {} pods; revision {} drains once they are available",
+                incident.stable_revision, restored.name, restored.replicas, incident.revision
             ),
         });
     }
@@ -379,14 +492,8 @@ fn notify(ctx: &Context, rollout: &Rollout, plan: &Plan, incident: Option<Incide
     let mut now = rollout.clone();
     now.status = Some(plan.status.clone());
     for transition in &plan.transitions {
-        let event = match transition.reason.as_str() {
-            "CanaryStarted" => NotificationEvent::Started,
-            "Promoted" => NotificationEvent::Promoted,
-            "Aborted" | "AnalysisFailed" | "ProgressDeadlineExceeded" | "AnalysisInconclusive" => {
-                NotificationEvent::RolledBack
-            }
-            "CommonModeHold" => NotificationEvent::Held,
-            _ => continue,
+        let Some(event) = NotificationEvent::for_reason(transition.reason) else {
+            continue;
         };
         let about = matches!(
             event,
@@ -435,6 +542,43 @@ async fn create_incident(
     Ok(incident)
 }
 
+/// Appends mitigation `actions` done after the Incident `name` was written to its record, and
+/// recomputes its time-to-mitigate (from the decision to the last action). A record that cannot
+/// be updated is logged, never retried at the cost of the rollout.
+async fn complete_mitigation(
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+    actions: Vec<MitigationAction>,
+) {
+    let api: Api<Incident> = Api::namespaced(ctx.client.clone(), namespace);
+    let mut incident = match api.get_opt(name).await {
+        Ok(Some(incident)) => incident,
+        Ok(None) => return,
+        Err(e) => {
+            warn!(incident = %name, error = %e, "could not read the Incident to complete its mitigation");
+            return;
+        }
+    };
+    incident.spec.mitigation.extend(actions);
+    let decided = incident.spec.anchor.detected_at.as_ref().map(|t| t.0);
+    let last = incident.spec.mitigation.last().map(|m| m.time.0);
+    if let (Some(decided), Some(last)) = (decided, last) {
+        incident.spec.time_to_mitigate_seconds =
+            Some(last.duration_since(decided).as_secs().max(0));
+    }
+    let patch = json!({"spec": {
+        "mitigation": incident.spec.mitigation,
+        "timeToMitigateSeconds": incident.spec.time_to_mitigate_seconds,
+    }});
+    if let Err(e) = api
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        warn!(incident = %name, error = %e, "could not complete the Incident's mitigation");
+    }
+}
+
 /// Writes the status when it changed, then publishes the transitions as Events.
 async fn record(
     ctx: &Context,
@@ -455,7 +599,7 @@ async fn record(
             } else {
                 EventType::Normal
             },
-            reason: t.reason.clone(),
+            reason: t.reason.to_string(),
             note: Some(truncate(&t.message, 1000)),
             action: "Reconcile".into(),
             secondary: None,
@@ -493,6 +637,51 @@ fn truncate(s: &str, max: usize) -> String {
         end -= 1;
     }
     format!("{}…", &s[..end])
+}
+
+/// Whether `namespace` is being deleted (read only when a new object is about to be created).
+async fn namespace_terminating(ctx: &Context, namespace: &str) -> Result<bool, Error> {
+    let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(ctx.client.clone());
+    let ns = api
+        .get_opt(namespace)
+        .await
+        .map_err(kube_err(format!("reading namespace {namespace}")))?;
+    Ok(ns.is_none_or(|ns| ns.metadata.deletion_timestamp.is_some()))
+}
+
+/// The API server refused an object the plan needs: say so in status (phase Degraded, the
+/// message naming the object and the field) and as a Warning Event with `reason`.
+async fn record_degraded(
+    ctx: &Context,
+    api: &Api<Rollout>,
+    rollout: &Rollout,
+    reason: &str,
+    message: &str,
+) -> Result<(), Error> {
+    let mut status = rollout.status.clone().unwrap_or_default();
+    status.phase = Some(Phase::Degraded);
+    status.message = Some(message.to_string());
+    status.observed_generation = rollout.metadata.generation;
+    conditions::set(
+        &mut status,
+        rollout.metadata.generation,
+        Timestamp::now(),
+        false,
+    );
+    if rollout.status.as_ref().and_then(|s| s.message.as_deref()) != status.message.as_deref() {
+        apply_status(api, &rollout.name_any(), &status).await?;
+        let event = Event {
+            type_: EventType::Warning,
+            reason: reason.into(),
+            note: Some(truncate(message, 1000)),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        if let Err(e) = ctx.recorder.publish(&event, &rollout.object_ref(&())).await {
+            warn!(error = %e, "could not publish Event");
+        }
+    }
+    Ok(())
 }
 
 /// A spec the controller cannot act on: say so in status (phase Degraded) and an Event, and

@@ -16,16 +16,26 @@ use crate::api::{
 /// apimachinery's `rand.SafeEncodeString`.
 const SAFE_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 
-/// The pod-template-hash of a pod template: FNV-1a (64 bit) over the template's canonical JSON
-/// (object keys sorted), written as 10 characters of [`SAFE_ALPHABET`].
+/// The pod-template-hash of `rollout`'s revision running `template`: FNV-1a (64 bit) over the
+/// Rollout's name and the template's canonical JSON (object keys sorted), written as 10
+/// characters of [`SAFE_ALPHABET`].
 ///
-/// Kubernetes hashes a Go-specific dump of the template, which cannot be reproduced outside Go; the
-/// value only has to be stable for the same template and differ between templates, which this is.
-pub fn template_hash(template: &PodTemplateSpec) -> String {
+/// The Rollout's name is part of it so that two Rollouts of one namespace with the same template
+/// get different revisions: analysis selects an arm's pods by `pod_template_hash`, and a shared
+/// hash would make each judge the other's requests too. (A Deployment reaches the same end with a
+/// collision count.) Kubernetes hashes a Go-specific dump of the template, which cannot be
+/// reproduced outside Go; the value only has to be stable for the same Rollout and template and
+/// differ otherwise, which this is.
+pub fn template_hash(rollout: &str, template: &PodTemplateSpec) -> String {
     // serde_json's Map is a BTreeMap (no `preserve_order` feature), so keys are sorted.
     let canonical =
         serde_json::to_vec(&serde_json::to_value(template).unwrap_or_default()).unwrap_or_default();
-    encode_hash(fnv1a(&canonical))
+    let mut input = Vec::with_capacity(rollout.len() + 1 + canonical.len());
+    input.extend_from_slice(rollout.as_bytes());
+    // A NUL cannot occur in a Kubernetes name, so name and template never run into each other.
+    input.push(0);
+    input.extend_from_slice(&canonical);
+    encode_hash(fnv1a(&input))
 }
 
 /// The pod-template-hash of the baseline ReplicaSet that runs the stable revision `stable_hash`
@@ -78,6 +88,8 @@ pub struct Revision {
     pub current: i32,
     /// `status.readyReplicas`.
     pub ready: i32,
+    /// `status.terminatingReplicas`: pods shutting down, still serving their last requests.
+    pub terminating: i32,
     /// `status.availableReplicas`, never counted above `desired`.
     pub available: i32,
     /// When it was promoted to stable, if it ever was.
@@ -112,6 +124,7 @@ impl Revision {
             desired,
             current: status.replicas,
             ready: status.ready_replicas.unwrap_or(0),
+            terminating: status.terminating_replicas.unwrap_or(0),
             available: status.available_replicas.unwrap_or(0).min(desired),
             promoted_at: rs.annotations().get(PROMOTED_ANNOTATION).cloned(),
             arm,
@@ -223,11 +236,21 @@ mod tests {
 
     #[test]
     fn hash_is_stable_and_distinguishes_templates() {
-        let a = template_hash(&template("web:1"));
-        assert_eq!(a, template_hash(&template("web:1")));
-        assert_ne!(a, template_hash(&template("web:2")));
+        let a = template_hash("web", &template("web:1"));
+        assert_eq!(a, template_hash("web", &template("web:1")));
+        assert_ne!(a, template_hash("web", &template("web:2")));
         assert_eq!(a.len(), 10);
         assert!(a.bytes().all(|b| SAFE_ALPHABET.contains(&b)));
         assert_ne!(baseline_hash(&a), a);
+    }
+
+    #[test]
+    fn two_rollouts_with_one_template_get_different_revisions() {
+        let web = template("web:1");
+        assert_ne!(
+            template_hash("checkout", &web),
+            template_hash("checkout-eu", &web)
+        );
+        assert_ne!(template_hash("a", &web), template_hash("", &web));
     }
 }

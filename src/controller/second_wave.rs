@@ -16,7 +16,7 @@ use crate::analysis::assess;
 use crate::analysis::judge::{Counts, Evidence, MetricKind, Policy, Verdict, judge};
 use crate::analysis::prometheus::{Arms, error_counts};
 use crate::analysis::template::Variables;
-use crate::api::{Incident, Phase, Rollout, SecondWave, Triage};
+use crate::api::{Incident, Phase, Rollout, SecondWave, SecondWaveState, Triage};
 
 use super::Context;
 
@@ -100,7 +100,7 @@ pub async fn check(ctx: &Context, rollout: &Rollout, now: Timestamp) -> Option<D
                 .checked_add(SignedDuration::try_from(length).ok()?)
                 .ok()?;
             write(SecondWave {
-                state: "Watching".into(),
+                state: SecondWaveState::Watching,
                 until: Some(Time(until)),
                 message: format!(
                     "watching stable revision {} for {}s after the rollback",
@@ -111,7 +111,7 @@ pub async fn check(ctx: &Context, rollout: &Rollout, now: Timestamp) -> Option<D
             .await;
             return Some(length);
         }
-        Some(w) if w.state == "Watching" => w.until.clone().map_or(now, |t| t.0),
+        Some(w) if w.state == SecondWaveState::Watching => w.until.clone().map_or(now, |t| t.0),
         Some(_) => return None,
     };
     if now < until {
@@ -182,12 +182,12 @@ pub async fn check(ctx: &Context, rollout: &Rollout, now: Timestamp) -> Option<D
                         alpha,
                     ) {
                         (
-                            "Recovered",
+                            SecondWaveState::Recovered,
                             format!("{numbers}: no evidence of a lasting rise"),
                         )
                     } else {
                         (
-                            "NotRecovered",
+                            SecondWaveState::NotRecovered,
                             format!(
                                 "{numbers}: still elevated beyond doubt, so the problem is probably not this change; look elsewhere"
                             ),
@@ -195,24 +195,24 @@ pub async fn check(ctx: &Context, rollout: &Rollout, now: Timestamp) -> Option<D
                     }
                 }
                 Err(e) => (
-                    "Unknown",
+                    SecondWaveState::Unknown,
                     format!("could not measure the stable's error rate: {e}"),
                 ),
             }
         }
         _ => (
-            "Unknown",
+            SecondWaveState::Unknown,
             "no error-rate analysis to compare with".to_string(),
         ),
     };
     write(SecondWave {
-        state: state.into(),
+        state,
         until: Some(Time(until)),
         message: message.clone(),
     })
     .await;
     let event = Event {
-        type_: if state == "NotRecovered" {
+        type_: if state == SecondWaveState::NotRecovered {
             EventType::Warning
         } else {
             EventType::Normal
@@ -230,7 +230,7 @@ pub async fn check(ctx: &Context, rollout: &Rollout, now: Timestamp) -> Option<D
         .status
         .get_or_insert_with(Default::default)
         .second_wave = Some(SecondWave {
-        state: state.into(),
+        state,
         until: Some(Time(until)),
         message: event.note.clone().unwrap_or_default(),
     });

@@ -135,6 +135,9 @@ pub struct Cluster {
     pub analysis: Option<super::analysis::AnalysisInput>,
     /// The deployment window (None: no windows).
     pub window: Option<super::decide::WindowGate>,
+    /// Pods of a scaled-down ReplicaSet keep running until the next [`Cluster::pods_start`]
+    /// (graceful shutdown), instead of vanishing at once.
+    pub slow_shutdown: bool,
     nonce: u64,
 }
 
@@ -149,6 +152,7 @@ impl Cluster {
             plans: Vec::new(),
             analysis: None,
             window: None,
+            slow_shutdown: false,
             nonce: 0,
         }
     }
@@ -174,7 +178,11 @@ impl Cluster {
                     r.desired = desired.replicas;
                     r.number = desired.number;
                     r.promoted_at = desired.promoted_at.clone();
-                    // Scaling down removes pods at once.
+                    // Scaling down removes pods at once, or (slow shutdown) they terminate
+                    // until the next `pods_start`.
+                    if self.slow_shutdown {
+                        r.terminating += (r.current - desired.replicas).max(0);
+                    }
                     r.current = r.current.min(desired.replicas);
                     r.ready = r.ready.min(desired.replicas);
                     r.available = r.available.min(desired.replicas);
@@ -186,6 +194,7 @@ impl Cluster {
                     desired: desired.replicas,
                     current: 0,
                     ready: 0,
+                    terminating: 0,
                     available: 0,
                     promoted_at: desired.promoted_at.clone(),
                     arm: desired.arm,
@@ -204,6 +213,7 @@ impl Cluster {
     pub fn pods_start(&mut self) {
         for r in &mut self.revisions {
             r.current = r.desired;
+            r.terminating = 0;
             if !self.broken.contains(&r.hash) {
                 r.ready = r.desired;
                 r.available = r.desired;
@@ -265,8 +275,17 @@ impl Cluster {
         self.analysis = Some(super::analysis::AnalysisInput {
             status: crate::api::AnalysisStatus {
                 revision,
-                outcome: Some(gate.outcome().into()),
+                outcome: Some(gate.outcome()),
                 message: Some(gate.message().into()),
+                // An outage, not one late scrape.
+                consecutive_failures: if matches!(
+                    gate,
+                    crate::analysis::assess::Gate::Unavailable(_)
+                ) {
+                    super::decide::UNAVAILABLE_AFTER_LOOKS
+                } else {
+                    0
+                },
                 ..Default::default()
             },
             gate,
@@ -275,9 +294,9 @@ impl Cluster {
         self
     }
 
-    /// Hash of the template with `image`.
+    /// Hash of the template with `image`, for the Rollout `web` of [`TestRollout::test`].
     pub fn hash_of(image: &str) -> String {
-        template_hash(&template(image))
+        template_hash("web", &template(image))
     }
 
     /// Desired replicas of the revision running `image` (0 if it has no ReplicaSet).
@@ -308,7 +327,7 @@ impl Cluster {
         self.status()
             .timeline
             .iter()
-            .map(|e| e.reason.clone())
+            .map(|e| e.reason.to_string())
             .collect()
     }
 }

@@ -5,7 +5,17 @@ use proptest::prelude::*;
 use crate::analysis::assess::Gate;
 use crate::api::{OnInconclusive, PAUSED_ANNOTATION, Phase, Rollout};
 
-use super::decide::{WindowGate, canary_replicas, stable_replicas};
+use super::decide::{Plan, WindowGate, canary_replicas, stable_replicas};
+use crate::api::{Reason, Trigger};
+use crate::incident::notify::NotificationEvent;
+
+/// The notifications a plan's transitions call for, in order.
+fn notifications(plan: &Plan) -> Vec<NotificationEvent> {
+    plan.transitions
+        .iter()
+        .filter_map(|t| NotificationEvent::for_reason(t.reason))
+        .collect()
+}
 use super::sim::{Cluster, TestRollout, pause, weight};
 
 fn deployed(rollout: Rollout) -> Cluster {
@@ -388,6 +398,27 @@ fn a_pause_that_ends_does_not_advance_until_analysis_passes() {
 }
 
 #[test]
+fn one_look_without_data_is_not_an_event() {
+    let mut cluster = deployed(
+        Rollout::test()
+            .with_analysis(OnInconclusive::Hold)
+            .with_steps(vec![weight(10), pause(Some("1m")), weight(50)]),
+    );
+    cluster.set_image("web:2").settle();
+    cluster.analysis_says(Gate::Unavailable("a scrape landed late".into()));
+    if let Some(a) = cluster.analysis.as_mut() {
+        a.status.consecutive_failures = 1;
+    }
+    cluster.settle();
+    cluster.analysis_says(Gate::Pass).settle();
+    let timeline = cluster.timeline();
+    assert!(
+        !timeline.iter().any(|r| r.starts_with("Analysis")),
+        "{timeline:?}"
+    );
+}
+
+#[test]
 fn analysis_without_data_rolls_back_after_the_deadline_when_asked_to() {
     let mut cluster = deployed(
         Rollout::test()
@@ -439,7 +470,7 @@ fn a_rollback_plans_one_incident_named_after_the_canary_attempt() {
     ));
     let plan = cluster.decide();
     let incident = plan.incident.expect("an incident is planned");
-    assert_eq!(incident.trigger, "AnalysisFailed");
+    assert_eq!(incident.trigger, Trigger::AnalysisFailed);
     assert_eq!(incident.triage, crate::api::Triage::Change);
     assert_eq!(incident.revision, Cluster::hash_of("web:2"));
     assert_eq!(incident.max_weight, 10);
@@ -447,7 +478,7 @@ fn a_rollback_plans_one_incident_named_after_the_canary_attempt() {
         incident
             .timeline
             .iter()
-            .any(|e| e.reason == "AnalysisFailed")
+            .any(|e| e.reason == Reason::AnalysisFailed)
     );
     assert_eq!(cluster.status().incident, Some(incident.name));
     assert!(plan.mitigating);
@@ -539,9 +570,127 @@ fn a_canary_past_its_max_duration_is_rolled_back() {
     cluster.set_image("web:2").settle().advance(599).settle();
     assert_eq!(cluster.status().phase, Some(Phase::Paused));
     cluster.advance(1).settle();
+    let plan = cluster.plans.last().cloned().expect("a plan");
     let status = cluster.status();
     assert_eq!(status.phase, Some(Phase::RolledBack));
     assert!(status.rollback_reason.unwrap().contains("maxDuration"));
+    let rollback = cluster
+        .plans
+        .iter()
+        .find(|p| p.incident.is_some())
+        .expect("the rollback plans an Incident");
+    assert_eq!(
+        rollback.incident.as_ref().map(|i| i.trigger),
+        Some(Trigger::MaxDurationExceeded)
+    );
+    assert_eq!(
+        notifications(rollback),
+        [NotificationEvent::RolledBack],
+        "a maxDuration rollback pages like any rollback"
+    );
+    assert!(notifications(&plan).is_empty(), "and only once");
+}
+
+#[test]
+fn every_rollback_trigger_notifies_and_a_hold_notifies_as_held() {
+    for trigger in Trigger::ALL {
+        let expected = if trigger == Trigger::CommonModeHold {
+            NotificationEvent::Held
+        } else {
+            NotificationEvent::RolledBack
+        };
+        assert_eq!(
+            NotificationEvent::for_reason(trigger.reason()),
+            Some(expected),
+            "{trigger}"
+        );
+        assert_eq!(trigger.reason().trigger(), Some(trigger));
+    }
+}
+
+#[test]
+fn healthy_only_once_the_old_revision_has_no_pods_left() {
+    let mut cluster = deployed(Rollout::test().with_steps(vec![weight(50)]));
+    cluster.slow_shutdown = true;
+    cluster.set_image("web:2");
+    // Walk until the promotion has scaled the old revision down, without its pods going away.
+    for _ in 0..10 {
+        cluster.decide();
+        if cluster.status().stable_revision == Some(Cluster::hash_of("web:2")) {
+            break;
+        }
+        cluster.pods_start();
+    }
+    // The old revision's pods are shutting down (terminating, not yet gone).
+    cluster.decide();
+    assert_eq!(cluster.pods("web:1"), 0, "the old revision is scaled down");
+    let status = cluster.status();
+    assert_eq!(
+        status.phase,
+        Some(Phase::Progressing),
+        "old pods still terminating: {:?}",
+        status.message
+    );
+    assert!(
+        status
+            .message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("to terminate"),
+        "{:?}",
+        status.message
+    );
+    cluster.pods_start();
+    cluster.decide();
+    assert_eq!(cluster.status().phase, Some(Phase::Healthy));
+}
+
+#[test]
+fn a_flapping_condition_takes_two_timeline_entries_and_never_evicts_the_anchors() {
+    use crate::api::{TIMELINE_LIMIT, TimelineEntry};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    let at = |s: i64| Time(k8s_openapi::jiff::Timestamp::from_second(1_800_000_000 + s).unwrap());
+    let entry = |reason: Reason, s: i64| TimelineEntry {
+        time: at(s),
+        reason,
+        message: format!("{reason} at {s}"),
+        revision: Some("r2".into()),
+        count: None,
+        last_time: None,
+    };
+    let mut timeline = Vec::new();
+    super::decide::push_timeline(&mut timeline, entry(Reason::Deployed, 0));
+    super::decide::push_timeline(&mut timeline, entry(Reason::CanaryStarted, 1));
+    for s in 0..40 {
+        super::decide::push_timeline(
+            &mut timeline,
+            entry(Reason::AnalysisUnavailable, 10 + 2 * s),
+        );
+        super::decide::push_timeline(&mut timeline, entry(Reason::AnalysisRecovered, 11 + 2 * s));
+    }
+    let reasons: Vec<Reason> = timeline.iter().map(|e| e.reason).collect();
+    assert_eq!(
+        reasons,
+        [
+            Reason::Deployed,
+            Reason::CanaryStarted,
+            Reason::AnalysisUnavailable,
+            Reason::AnalysisRecovered
+        ]
+    );
+    assert_eq!(timeline[2].count, Some(40));
+    assert_eq!(timeline[3].last_time, Some(at(89)));
+    assert_eq!(timeline[3].message, "AnalysisRecovered at 89");
+
+    // Past the limit, lesser entries go before the anchors.
+    for step in 0..(TIMELINE_LIMIT as i64 + 10) {
+        let mut e = entry(Reason::StepCompleted, 100 + step);
+        e.revision = Some(format!("r{step}"));
+        super::decide::push_timeline(&mut timeline, e);
+    }
+    assert_eq!(timeline.len(), TIMELINE_LIMIT);
+    assert_eq!(timeline[0].reason, Reason::Deployed);
+    assert_eq!(timeline[1].reason, Reason::CanaryStarted);
 }
 
 #[test]
@@ -590,9 +739,23 @@ fn a_regression_caught_in_bake_rolls_back_to_the_previous_revision_with_an_incid
         "metric http-errors: canary 9% vs baseline 1%".into(),
     ));
     let plan = cluster.decide();
-    let incident = plan.incident.expect("an incident");
-    assert_eq!(incident.trigger, "BakeFailed");
+    let incident = plan.incident.clone().expect("an incident");
+    assert_eq!(incident.trigger, Trigger::BakeFailed);
     assert_eq!(incident.revision, Cluster::hash_of("web:2"));
+    assert_eq!(
+        incident.stable_revision,
+        Cluster::hash_of("web:1"),
+        "the Incident names the revision that takes the traffic back as stable"
+    );
+    assert_eq!(
+        incident.pods, 10,
+        "the bad revision served with all its pods"
+    );
+    assert_eq!(
+        notifications(&plan),
+        [NotificationEvent::RolledBack],
+        "a bake failure pages like any rollback"
+    );
     assert!(plan.flip_kill_switch);
     // The previous revision grows back first; the bad one drains once it can carry the load.
     assert_eq!((cluster.pods("web:1"), cluster.pods("web:2")), (10, 10));

@@ -26,7 +26,9 @@ use serde_json::{Value, json};
 use tracing::{info, warn};
 
 use super::postmortem::{duration_text, group};
-use crate::api::{Incident, IncidentSpec, Notification, NotificationResult, Rollout};
+use crate::api::{
+    Incident, IncidentSpec, Notification, NotificationResult, Reason, Rollout, SecondWaveState,
+};
 
 /// Attempts [`spawn`] makes per receiver before giving up (the first try included).
 pub const DEFAULT_ATTEMPTS: u32 = 5;
@@ -81,6 +83,42 @@ impl NotificationEvent {
             NotificationEvent::RolledBack => ":rotating_light:",
             NotificationEvent::Held => ":double_vertical_bar:",
             NotificationEvent::SecondWaveEnded => ":mag:",
+        }
+    }
+}
+
+impl NotificationEvent {
+    /// The notification a timeline transition calls for, if any. Every automatic rollback and
+    /// abort ([`crate::api::Trigger::rolls_back`]) notifies `RolledBack` and a common-mode hold `Held`; the
+    /// match lists every reason, so a new one must say here whether it notifies.
+    pub fn for_reason(reason: Reason) -> Option<NotificationEvent> {
+        match reason {
+            Reason::CanaryStarted => Some(NotificationEvent::Started),
+            Reason::Promoted => Some(NotificationEvent::Promoted),
+            Reason::AnalysisFailed
+            | Reason::Aborted
+            | Reason::ProgressDeadlineExceeded
+            | Reason::AnalysisInconclusive
+            | Reason::MaxDurationExceeded
+            | Reason::BakeFailed
+            | Reason::CommonModeHold => reason.trigger().map(|trigger| {
+                if trigger.rolls_back() {
+                    NotificationEvent::RolledBack
+                } else {
+                    NotificationEvent::Held
+                }
+            }),
+            Reason::Deployed
+            | Reason::Retried
+            | Reason::CanarySuperseded
+            | Reason::FastRollback
+            | Reason::StepCompleted
+            | Reason::PromotedFull
+            | Reason::BakeStarted
+            | Reason::BakeSuperseded
+            | Reason::BakeCompleted
+            | Reason::AnalysisUnavailable
+            | Reason::AnalysisRecovered => None,
         }
     }
 }
@@ -173,7 +211,7 @@ pub fn message_for(
             let mut lines = vec![match spec {
                 Some(s) => format!(
                     "Firebreak rolled back {target} revision {rev} {}.",
-                    why_words(&s.trigger)
+                    s.trigger.words()
                 ),
                 None => format!("Firebreak rolled back {target} revision {rev}."),
             }];
@@ -260,14 +298,14 @@ pub fn message_for(
                 .filter(|s| !s.is_empty())
                 .or(status.stable_revision.as_deref())
                 .unwrap_or("(unknown)");
-            let mut text = match wave.map(|w| w.state.as_str()) {
-                Some("Recovered") => format!(
+            let mut text = match wave.map(|w| w.state) {
+                Some(SecondWaveState::Recovered) => format!(
                     "Second-wave check for {target} ended: stable revision {stable} recovered after revision {rev} was rolled back."
                 ),
-                Some("NotRecovered") => format!(
+                Some(SecondWaveState::NotRecovered) => format!(
                     "Second-wave check for {target} ended: stable revision {stable} did NOT return to its pre-rollout level after revision {rev} was rolled back, so the problem is probably not (only) this change. Keep investigating."
                 ),
-                Some(state) => format!(
+                Some(state @ (SecondWaveState::Watching | SecondWaveState::Unknown)) => format!(
                     "Second-wave check for {target} after rolling back revision {rev}: {state}."
                 ),
                 None => format!(
@@ -286,21 +324,6 @@ pub fn message_for(
         rollout: name,
         revision,
         text,
-    }
-}
-
-/// "after canary analysis failed", for a trigger reason.
-fn why_words(trigger: &str) -> String {
-    match trigger {
-        "AnalysisFailed" => "after canary analysis failed".into(),
-        "Aborted" => "on a user's request (`firebreak abort`)".into(),
-        "ProgressDeadlineExceeded" => {
-            "because its pods did not become available before the progress deadline".into()
-        }
-        "AnalysisInconclusive" => {
-            "because canary analysis stayed inconclusive past its deadline".into()
-        }
-        other => format!("({other})"),
     }
 }
 
@@ -401,6 +424,7 @@ fn action_words(action: &str) -> &str {
         "KillSwitchFlipped" => "kill switch flipped",
         "TrafficToStable" => "traffic moved to stable",
         "CanaryScaledDown" => "canary scaled down",
+        "StableScaledUp" => "previous revision scaled back up",
         "Held" => "canary held",
         other => other,
     }
@@ -417,7 +441,7 @@ fn second_wave_next(incident: Option<&Incident>, spec: Option<&IncidentSpec>) ->
         .and_then(|i| i.status.as_ref())
         .and_then(|s| s.second_wave.as_ref())
     {
-        Some(w) if w.state != "Watching" => format!(
+        Some(w) if w.state != SecondWaveState::Watching => format!(
             " The second-wave check has ended: {} ({}).",
             w.state,
             one_line(&w.message)
@@ -977,7 +1001,7 @@ status:
         let status = i.status.get_or_insert_default();
         status.notifications.clear();
         if let Some(w) = status.second_wave.as_mut() {
-            w.state = "Watching".into();
+            w.state = SecondWaveState::Watching;
             w.message = "watching stable 6d5b9c7f48 for 10m".into();
         }
         i
@@ -1022,7 +1046,7 @@ status:
     #[test]
     fn a_hold_says_the_change_is_probably_not_the_cause() {
         let mut i = incident_at_rollback();
-        i.spec.trigger = "CommonModeHold".into();
+        i.spec.trigger = crate::api::Trigger::CommonModeHold;
         let msg = message_for(NotificationEvent::Held, &rollout(), Some(&i));
         assert!(msg.text.contains("instead of rolling it back"));
         assert!(msg.text.contains("Impact: "));
@@ -1068,7 +1092,7 @@ status:
             .second_wave
             .as_mut()
             .unwrap()
-            .state = "NotRecovered".into();
+            .state = SecondWaveState::NotRecovered;
         let msg = message_for(NotificationEvent::SecondWaveEnded, &rollout(), Some(&i));
         assert!(
             msg.text.contains("probably not (only) this change"),

@@ -13,7 +13,7 @@ use std::fmt::Write;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 pub(crate) use crate::analysis::judge::group;
-use crate::api::{Incident, IncidentSpec, IncidentStatus, Triage};
+use crate::api::{Incident, IncidentSpec, IncidentStatus, SecondWaveState, Triage, Trigger};
 
 /// Renders `incident` as a Markdown postmortem draft, ending with a newline.
 ///
@@ -76,7 +76,7 @@ pub fn render(incident: &Incident) -> String {
 
 fn summary(out: &mut String, spec: &IncidentSpec, rollout: &str) {
     out.push_str("## Summary\n\n");
-    let (did, why) = trigger_words(&spec.trigger);
+    let (did, why) = trigger_words(spec.trigger);
     let when = spec
         .anchor
         .detected_at
@@ -88,13 +88,13 @@ fn summary(out: &mut String, spec: &IncidentSpec, rollout: &str) {
         "{when}Firebreak {did} revision {} of rollout {} {why} (trigger {}).",
         code(or_unknown(&spec.revision)),
         code(rollout),
-        code(&spec.trigger)
+        code(spec.trigger.as_str())
     );
     let sentence = spec.summary.trim();
     if !sentence.is_empty() {
         let _ = write!(out, " The evidence: {}", sentence_case_end(sentence));
     }
-    if spec.trigger == "CommonModeHold" {
+    if !spec.trigger.rolls_back() {
         out.push_str(" The canary was held at its step instead of being rolled back.");
     } else if !spec.stable_revision.is_empty() {
         let _ = write!(
@@ -178,7 +178,7 @@ fn timeline(out: &mut String, spec: &IncidentSpec) {
             out,
             "| {} | {} | {} | {} |",
             table_time(&entry.time),
-            cell(&entry.reason),
+            cell(entry.reason.as_str()),
             entry
                 .revision
                 .as_deref()
@@ -223,7 +223,7 @@ fn detection(out: &mut String, spec: &IncidentSpec) {
             out,
             "No metric evidence was recorded: the decision did not come from canary analysis \
              (trigger {}).\n",
-            code(&spec.trigger)
+            code(spec.trigger.as_str())
         );
         return;
     }
@@ -237,7 +237,7 @@ fn detection(out: &mut String, spec: &IncidentSpec) {
             out,
             "| {} | {} | {} / {} | {} / {} |",
             cell(&code(&metric.metric)),
-            cell(&metric.verdict),
+            cell(metric.verdict.as_str()),
             group(metric.canary_events),
             exposure_text(metric.canary_exposure),
             group(metric.baseline_events),
@@ -290,18 +290,21 @@ fn mitigation(out: &mut String, spec: &IncidentSpec, status: &IncidentStatus) {
         Some(wave) => {
             let until = wave.until.as_ref().map(utc);
             let message = one_line(&wave.message);
-            let text = match (wave.state.as_str(), until) {
-                ("Watching", Some(until)) => {
+            let text = match (wave.state, until) {
+                (SecondWaveState::Watching, Some(until)) => {
                     format!("still being watched until {until}: {message}")
                 }
-                ("Recovered", _) => {
+                (SecondWaveState::Watching, None) => format!("still being watched: {message}"),
+                (SecondWaveState::Recovered, _) => {
                     format!("the stable revision recovered after mitigation: {message}")
                 }
-                ("NotRecovered", _) => format!(
+                (SecondWaveState::NotRecovered, _) => format!(
                     "the stable revision did **not** return to its pre-rollout level after \
                      mitigation, so the problem is probably not (only) this change: {message}"
                 ),
-                (state, _) => format!("{state}: {message}"),
+                (SecondWaveState::Unknown, _) => {
+                    format!("could not be measured: {message}")
+                }
             };
             let _ = writeln!(out, "- **Second wave:** {text}");
         }
@@ -376,7 +379,7 @@ fn root_cause(out: &mut String, spec: &IncidentSpec) {
     let signal = spec
         .location
         .iter()
-        .filter(|m| matches!(m.verdict.as_str(), "Fail" | "CeilingBreached"))
+        .filter(|m| m.verdict.is_adverse())
         .map(|m| code(&m.metric))
         .collect::<Vec<_>>();
     let start = if signal.is_empty() {
@@ -421,26 +424,15 @@ fn action_items(out: &mut String) {
     out.push_str("| TODO | prevent / detect / mitigate | TODO | TODO |\n");
 }
 
-/// What Firebreak did and why, for a trigger reason: (`"rolled back"`, `"after canary analysis
+/// What Firebreak did and why, for a trigger: (`"rolled back"`, `"after canary analysis
 /// failed"`).
-fn trigger_words(trigger: &str) -> (&'static str, &'static str) {
-    match trigger {
-        "AnalysisFailed" => ("rolled back", "after canary analysis failed"),
-        "Aborted" => ("rolled back", "on a user's request (`firebreak abort`)"),
-        "ProgressDeadlineExceeded" => (
-            "rolled back",
-            "because the canary's pods did not become available before the progress deadline",
-        ),
-        "AnalysisInconclusive" => (
-            "rolled back",
-            "because canary analysis stayed inconclusive past its deadline",
-        ),
-        "CommonModeHold" => (
-            "held",
-            "because an absolute ceiling broke in the canary and the baseline alike",
-        ),
-        _ => ("recorded an incident for", "after an unrecognised trigger"),
-    }
+fn trigger_words(trigger: Trigger) -> (&'static str, &'static str) {
+    let did = if trigger.rolls_back() {
+        "rolled back"
+    } else {
+        "held"
+    };
+    (did, trigger.words())
 }
 
 fn triage_words(triage: Triage) -> &'static str {
@@ -598,7 +590,7 @@ mod tests {
                 rollout: "web".into(),
                 revision: String::new(),
                 stable_revision: String::new(),
-                trigger: "Aborted".into(),
+                trigger: Trigger::Aborted,
                 summary: String::new(),
                 triage: Triage::External,
                 blast_radius: Default::default(),
@@ -634,7 +626,7 @@ mod tests {
     #[test]
     fn a_common_mode_hold_is_told_as_a_hold_and_points_away_from_the_change() {
         let mut incident = fixture();
-        incident.spec.trigger = "CommonModeHold".into();
+        incident.spec.trigger = Trigger::CommonModeHold;
         incident.spec.triage = Triage::CommonMode;
         let text = render(&incident);
         assert!(

@@ -12,7 +12,7 @@ use kube::{Resource, ResourceExt};
 use crate::analysis::judge::MetricKind;
 use crate::api::{
     AnalysisStatus, Anchor, BlastRadius, FieldChange, Incident, IncidentSpec, MetricEvidence,
-    MitigationAction, ROLLOUT_LABEL, Rollout, SystemChange, TimelineEntry, Triage,
+    MitigationAction, ROLLOUT_LABEL, Rollout, SystemChange, TimelineEntry, Triage, Trigger,
 };
 
 /// What the decision knows about the incident it is causing.
@@ -20,9 +20,8 @@ use crate::api::{
 pub struct IncidentPlan {
     /// The Incident's name (deterministic, so a retried creation finds the first one).
     pub name: String,
-    /// `AnalysisFailed`, `Aborted`, `ProgressDeadlineExceeded`, `AnalysisInconclusive`,
-    /// `CommonModeHold`.
-    pub trigger: String,
+    /// What caused it.
+    pub trigger: Trigger,
     /// One sentence with the numbers.
     pub summary: String,
     /// Whose problem it probably is.
@@ -69,7 +68,7 @@ pub fn build(
         .flat_map(|a| a.metrics.iter())
         .map(|m| MetricEvidence {
             metric: m.name.clone(),
-            verdict: m.verdict.clone(),
+            verdict: m.verdict,
             summary: m.summary.clone(),
             canary_events: m.evidence.canary_events(),
             canary_exposure: m.evidence.canary_exposure(),
@@ -139,7 +138,7 @@ pub fn build(
             rollout: name.clone(),
             revision: plan.revision.clone(),
             stable_revision: plan.stable_revision.clone(),
-            trigger: plan.trigger.clone(),
+            trigger: plan.trigger,
             summary: plan.summary.clone(),
             triage: plan.triage,
             blast_radius,

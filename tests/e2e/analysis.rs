@@ -54,7 +54,7 @@ pub(crate) fn rollout(name: &str, prometheus: &str, steps: Value, error_rate: f6
 fn reasons(r: &Rollout) -> Vec<String> {
     r.status
         .as_ref()
-        .map(|s| s.timeline.iter().map(|e| e.reason.clone()).collect())
+        .map(|s| s.timeline.iter().map(|e| e.reason.to_string()).collect())
         .unwrap_or_default()
 }
 
@@ -100,9 +100,16 @@ async fn a_healthy_canary_is_promoted_and_a_5x_error_canary_is_rolled_back_by_it
         started.elapsed().as_secs_f64(),
         analysis.looks
     );
-    assert_eq!(analysis.outcome.as_deref(), Some("Pass"), "{analysis:?}");
+    assert_eq!(
+        analysis.outcome.map(|o| o.as_str()),
+        Some("Pass"),
+        "{analysis:?}"
+    );
     assert!(
-        analysis.metrics.iter().all(|m| m.verdict == "Pass"),
+        analysis
+            .metrics
+            .iter()
+            .all(|m| m.verdict.as_str() == "Pass"),
         "{:?}",
         analysis.metrics
     );
@@ -163,7 +170,12 @@ async fn a_healthy_canary_is_promoted_and_a_5x_error_canary_is_rolled_back_by_it
         status.rolled_back_revision,
         canary_running.status.unwrap().canary_revision
     );
-    assert!(status.timeline.iter().any(|e| e.reason == "AnalysisFailed"));
+    assert!(
+        status
+            .timeline
+            .iter()
+            .any(|e| e.reason == firebreak::api::Reason::AnalysisFailed)
+    );
     // Two 3 s intervals plus Prometheus' scrape and rate windows.
     assert!(
         to_rollback < Duration::from_secs(30),
@@ -250,7 +262,7 @@ async fn missing_prometheus_holds_the_rollout_until_it_returns() {
             r.status
                 .as_ref()
                 .and_then(|s| s.analysis.as_ref())
-                .and_then(|a| a.outcome.as_deref())
+                .and_then(|a| a.outcome.map(|o| o.as_str()))
                 == Some("Unavailable")
         },
     )

@@ -221,9 +221,11 @@ async fn rollouts_work_under_the_charts_service_account_not_as_admin() {
     .await;
     wait_for_rollout(&api, "shop", "v2 promoted", Duration::from_secs(240), |r| {
         phase(r) == Some(Phase::Healthy)
-            && r.status
-                .as_ref()
-                .is_some_and(|s| s.timeline.iter().any(|e| e.reason == "Promoted"))
+            && r.status.as_ref().is_some_and(|s| {
+                s.timeline
+                    .iter()
+                    .any(|e| e.reason == firebreak::api::Reason::Promoted)
+            })
     })
     .await;
     roll_out(

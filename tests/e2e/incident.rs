@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use crate::analysis::rollout as analysed_rollout;
 use crate::support::{
-    Fleet, RolloutTest, create_rollout, eventually, phase, roll_out, wait_for_rollout,
+    Fleet, Receiver, RolloutTest, create_rollout, eventually, phase, roll_out, wait_for_rollout,
 };
 
 async fn incident_of(client: &kube::Client, ns: &str, rollout: &Rollout) -> Incident {
@@ -114,7 +114,7 @@ async fn a_bad_canary_leaves_an_incident_and_the_kill_switch_flips_before_it_shr
         .iter()
         .find(|l| l.metric == "http-errors")
         .expect("http-errors in location");
-    assert_eq!(errors.verdict, "Fail");
+    assert_eq!(errors.verdict.as_str(), "Fail");
     assert!(errors.canary_exposure > 100.0, "{errors:?}");
     assert!(
         close_to(errors.canary_events, errors.canary_exposure, 0.10, 4.0),
@@ -212,12 +212,12 @@ async fn a_bad_canary_leaves_an_incident_and_the_kill_switch_flips_before_it_shr
             let name = name.clone();
             async move {
                 let wave = incidents.get(&name).await.ok()?.status?.second_wave?;
-                (wave.state != "Watching").then_some(wave)
+                (wave.state.as_str() != "Watching").then_some(wave)
             }
         },
     )
     .await;
-    assert_eq!(wave.state, "Recovered", "{wave:?}");
+    assert_eq!(wave.state.as_str(), "Recovered", "{wave:?}");
     assert!(wave.message.contains("stable error rate"), "{wave:?}");
 
     // `firebreak restore-flag` puts it back on purpose.
@@ -270,79 +270,13 @@ async fn a_common_mode_failure_holds_and_is_triaged_common_mode() {
     .await;
     let incident = incident_of(&env.client, &ns.name, &held).await;
     assert_eq!(incident.spec.triage, Triage::CommonMode);
-    assert_eq!(incident.spec.trigger, "CommonModeHold");
+    assert_eq!(incident.spec.trigger.as_str(), "CommonModeHold");
     assert!(incident.spec.mitigation.iter().any(|m| m.action == "Held"));
     // Held, not rolled back, and not promoted either.
     tokio::time::sleep(Duration::from_secs(5)).await;
     let status = api.get("feed").await.unwrap().status.unwrap();
     assert_eq!(status.phase, Some(Phase::Paused), "{:?}", status.message);
     assert!(status.canary_revision.is_some() && status.rolled_back_revision.is_none());
-}
-
-/// A webhook receiver on 127.0.0.1 that records what it gets and answers `status`.
-struct Receiver {
-    url: String,
-    received: Arc<Mutex<Vec<(Instant, Value)>>>,
-    _server: tokio::task::JoinHandle<()>,
-}
-
-impl Receiver {
-    async fn start(status: u16) -> Receiver {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/hook", listener.local_addr().unwrap());
-        let received: Arc<Mutex<Vec<(Instant, Value)>>> = Arc::default();
-        let log = received.clone();
-        let server = tokio::spawn(async move {
-            loop {
-                let Ok((mut socket, _)) = listener.accept().await else {
-                    return;
-                };
-                let log = log.clone();
-                tokio::spawn(async move {
-                    let mut buffer = Vec::new();
-                    let mut chunk = [0u8; 8192];
-                    // Read headers, then the body by content-length.
-                    loop {
-                        let Ok(n) = socket.read(&mut chunk).await else {
-                            return;
-                        };
-                        if n == 0 {
-                            return;
-                        }
-                        buffer.extend_from_slice(&chunk[..n]);
-                        let text = String::from_utf8_lossy(&buffer).to_string();
-                        if let Some(end) = text.find("\r\n\r\n") {
-                            let length = text[..end]
-                                .lines()
-                                .find_map(|l| {
-                                    l.to_ascii_lowercase()
-                                        .strip_prefix("content-length:")
-                                        .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-                                })
-                                .unwrap_or(0);
-                            if buffer.len() >= end + 4 + length {
-                                let body = &buffer[end + 4..end + 4 + length];
-                                if let Ok(value) = serde_json::from_slice(body) {
-                                    log.lock().unwrap().push((Instant::now(), value));
-                                }
-                                let reply = format!(
-                                    "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-                                );
-                                let _ = socket.write_all(reply.as_bytes()).await;
-                                return;
-                            }
-                        }
-                    }
-                });
-            }
-        });
-        Receiver {
-            url,
-            received,
-            _server: server,
-        }
-    }
 }
 
 #[tokio::test]

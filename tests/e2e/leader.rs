@@ -105,7 +105,9 @@ async fn killing_the_leader_mid_rollout_hands_over_and_the_rollout_finishes_once
     let count = |reason: &str| {
         timeline
             .iter()
-            .filter(|e| e.reason == reason && e.revision.as_deref() == Some(canary.as_str()))
+            .filter(|e| {
+                e.reason.as_str() == reason && e.revision.as_deref() == Some(canary.as_str())
+            })
             .count()
     };
     assert_eq!(

@@ -320,7 +320,7 @@ async fn an_image_change_walks_through_10_and_50_percent_and_is_promoted() {
         .unwrap()
         .timeline
         .into_iter()
-        .map(|e| e.reason)
+        .map(|e| e.reason.to_string())
         .collect();
     assert_eq!(
         reasons.iter().filter(|r| *r == "Promoted").count(),
@@ -384,7 +384,12 @@ async fn abort_mid_way_leaves_only_stable_pods_serving() {
         Some(canary.as_str())
     );
     assert_eq!(status.canary_weight, 0);
-    assert!(status.timeline.iter().any(|e| e.reason == "Aborted"));
+    assert!(
+        status
+            .timeline
+            .iter()
+            .any(|e| e.reason == firebreak::api::Reason::Aborted)
+    );
     wait_for_pods(&env.client, &ns.name, "cart", &[(&stable, 4)]).await;
 
     // It stays rolled back; `retry` rolls it out again from the first step.
@@ -504,7 +509,7 @@ async fn a_controller_killed_mid_rollout_finishes_it_exactly_once_after_restart(
     let count = |reason: &str| {
         timeline
             .iter()
-            .filter(|e| e.reason == reason && e.revision.as_deref() == Some(&canary))
+            .filter(|e| e.reason.as_str() == reason && e.revision.as_deref() == Some(&canary))
             .count()
     };
     assert_eq!(count("CanaryStarted"), 1, "{timeline:?}");

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use firebreak::api::{Incident, Phase};
+use firebreak::api::{Incident, Phase, SecondWaveState, Trigger};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::{SignedDuration, Timestamp, tz::TimeZone};
 use kube::api::{ListParams, Patch, PatchParams};
@@ -12,8 +12,10 @@ use serde_json::json;
 
 use crate::analysis::rollout as analysed_rollout;
 use crate::support::{
-    Fleet, RolloutTest, create_rollout, firebreak, phase, rollout_body, set_image, wait_for_rollout,
+    Fleet, Receiver, RolloutTest, create_rollout, eventually, firebreak, phase, rollout_body,
+    set_image, wait_for_rollout,
 };
+use crate::triggers::{json_receiver, rolled_back_notifications};
 
 fn utc_hhmm(t: Timestamp) -> String {
     t.to_zoned(TimeZone::UTC).strftime("%H:%M").to_string()
@@ -170,7 +172,7 @@ async fn a_window_closing_mid_rollout_holds_it_and_abort_still_works() {
             .unwrap()
             .timeline
             .iter()
-            .any(|e| e.reason == "Aborted")
+            .any(|e| e.reason == firebreak::api::Reason::Aborted)
     );
 }
 
@@ -183,9 +185,11 @@ async fn a_regression_that_appears_after_promotion_is_caught_in_bake() {
         api,
     } = RolloutTest::start("bake").await;
     let _fleet = Fleet::start(&ns.name, &[]).await.scraped_by(&env, &ns.name);
+    let receiver = Receiver::start(200).await;
     let steps = json!([{"setWeight": 50}, {"pause": {"duration": "2s"}}]);
     let mut body = analysed_rollout("pay", &env.prometheus_url, steps, 0.02);
     body["spec"]["bake"] = json!({"duration": "10m"});
+    body["spec"]["notifications"] = json_receiver(&env.client, &ns.name, &receiver).await;
     create_rollout(&api, body).await;
     let v1 = wait_for_rollout(&api, "pay", "v1 Healthy", Duration::from_secs(60), |r| {
         phase(r) == Some(Phase::Healthy)
@@ -239,13 +243,32 @@ async fn a_regression_that_appears_after_promotion_is_caught_in_bake() {
         status.rolled_back_revision.as_deref(),
         Some(v2_hash.as_str())
     );
-    assert!(status.timeline.iter().any(|e| e.reason == "BakeFailed"));
+    assert!(
+        status
+            .timeline
+            .iter()
+            .any(|e| e.reason == firebreak::api::Reason::BakeFailed)
+    );
     let incidents: Api<Incident> = Api::namespaced(env.client.clone(), &ns.name);
-    let incident = incidents
-        .get(status.incident.as_deref().unwrap())
-        .await
-        .unwrap();
-    assert_eq!(incident.spec.trigger, "BakeFailed");
+    let name = status.incident.clone().unwrap();
+    let incident = incidents.get(&name).await.unwrap();
+    let spec = &incident.spec;
+    assert_eq!(spec.trigger, Trigger::BakeFailed);
+    // The record tells the truth: the previous revision took the traffic back, and the change
+    // is the real one (the image), not the bad revision compared with itself.
+    assert_eq!(
+        (spec.revision.as_str(), spec.stable_revision.as_str()),
+        (v2_hash.as_str(), v1_hash.as_str())
+    );
+    let paths: Vec<&str> = spec.change.fields.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(paths, ["containers[app].image"], "{:?}", spec.change.fields);
+    assert_eq!(spec.change.fields[0].stable.as_deref(), Some("pay:1"));
+    assert_eq!(spec.change.fields[0].canary.as_deref(), Some("pay:2"));
+    assert_eq!(
+        rolled_back_notifications(&receiver).await,
+        1,
+        "a bake failure pages exactly once"
+    );
     wait_for_rollout(
         &api,
         "pay",
@@ -258,4 +281,56 @@ async fn a_regression_that_appears_after_promotion_is_caught_in_bake() {
         },
     )
     .await;
+    // What was done, with times: the previous revision scaled up, then the bad one down.
+    let incident = eventually(
+        "the bad revision's scale-down in the Incident",
+        Duration::from_secs(30),
+        || {
+            let incidents = incidents.clone();
+            let name = name.clone();
+            async move {
+                let incident = incidents.get(&name).await.ok()?;
+                incident
+                    .spec
+                    .mitigation
+                    .iter()
+                    .any(|m| m.action == "CanaryScaledDown")
+                    .then_some(incident)
+            }
+        },
+    )
+    .await;
+    let actions: Vec<&str> = incident
+        .spec
+        .mitigation
+        .iter()
+        .map(|m| m.action.as_str())
+        .collect();
+    assert_eq!(actions, ["StableScaledUp", "CanaryScaledDown"]);
+    let times: Vec<_> = incident.spec.mitigation.iter().map(|m| m.time.0).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+    assert!(incident.spec.time_to_mitigate_seconds.is_some());
+
+    // The second wave watches the revision that serves now, on fresh requests.
+    let wave = eventually("the second-wave result", Duration::from_secs(90), || {
+        let incidents = incidents.clone();
+        let name = name.clone();
+        async move {
+            let incident = incidents.get(&name).await.ok()?;
+            let wave = incident.status?.second_wave?;
+            (wave.state != SecondWaveState::Watching).then_some(wave)
+        }
+    })
+    .await;
+    assert_eq!(wave.state, SecondWaveState::Recovered, "{wave:?}");
+    assert!(
+        !wave.message.contains("over 0 requests"),
+        "measured on fresh requests of {v1_hash}: {}",
+        wave.message
+    );
+    let postmortem = firebreak(&["postmortem", &name, "-n", &ns.name]).await;
+    assert!(
+        !postmortem.contains(&format!("stable revision `{v2_hash}`")),
+        "{postmortem}"
+    );
 }

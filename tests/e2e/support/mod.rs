@@ -583,3 +583,87 @@ pub async fn query_value(prometheus: &prometheus_http_query::Client, query: &str
     let result = prometheus.query(query).get().await.ok()?;
     Some(result.data().as_vector()?.first()?.sample().value())
 }
+
+/// A webhook receiver on 127.0.0.1 that records what it gets and answers `status`.
+pub struct Receiver {
+    /// `http://127.0.0.1:PORT/hook`.
+    pub url: String,
+    /// Every JSON body received, with when it arrived.
+    pub received: std::sync::Arc<std::sync::Mutex<Vec<(std::time::Instant, serde_json::Value)>>>,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+impl Receiver {
+    /// Starts it on a free loopback port.
+    pub async fn start(status: u16) -> Receiver {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let received: std::sync::Arc<
+            std::sync::Mutex<Vec<(std::time::Instant, serde_json::Value)>>,
+        > = std::sync::Arc::default();
+        let log = received.clone();
+        let server = tokio::spawn(async move {
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
+                let log = log.clone();
+                tokio::spawn(async move {
+                    let mut buffer = Vec::new();
+                    let mut chunk = [0u8; 8192];
+                    // Read headers, then the body by content-length.
+                    loop {
+                        let Ok(n) = socket.read(&mut chunk).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        buffer.extend_from_slice(&chunk[..n]);
+                        let text = String::from_utf8_lossy(&buffer).to_string();
+                        if let Some(end) = text.find("\r\n\r\n") {
+                            let length = text[..end]
+                                .lines()
+                                .find_map(|l| {
+                                    l.to_ascii_lowercase()
+                                        .strip_prefix("content-length:")
+                                        .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                                })
+                                .unwrap_or(0);
+                            if buffer.len() >= end + 4 + length {
+                                let body = &buffer[end + 4..end + 4 + length];
+                                if let Ok(value) = serde_json::from_slice(body) {
+                                    log.lock().unwrap().push((std::time::Instant::now(), value));
+                                }
+                                let reply = format!(
+                                    "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                                );
+                                let _ = socket.write_all(reply.as_bytes()).await;
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        Receiver {
+            url,
+            received,
+            _server: server,
+        }
+    }
+}
+
+impl Receiver {
+    /// The JSON bodies received so far whose `event` is `event` (JSON format receivers).
+    pub fn events(&self, event: &str) -> Vec<serde_json::Value> {
+        self.received
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, v)| v.clone())
+            .filter(|v| v["event"] == event)
+            .collect()
+    }
+}

@@ -16,6 +16,8 @@
 #   FIREBREAK_PROMETHEUS_BIN  the Prometheus binary (tests start private ones with it)
 #   FIREBREAK_KUBECTL         the kubectl built with the control plane
 #   FIREBREAK_HELM            helm, built from its Go module
+#   FIREBREAK_KSTATUS         tools/kstatus-check: prints what kstatus (Flux, kubectl wait) computes
+#                             for objects given as JSON or YAML
 #
 # Settings (environment variables):
 #   FIREBREAK_NODES              fake nodes to create (default 4)
@@ -182,6 +184,7 @@ export FIREBREAK_SCRAPE_DIR=$dir/scrape
 export FIREBREAK_ENV_NAME=$name
 export FIREBREAK_PROMETHEUS_BIN=$PROMETHEUS
 export FIREBREAK_KUBECTL=$KUBECTL
+export FIREBREAK_KSTATUS=$KSTATUS
 export FIREBREAK_HELM=$HELM
 EOF
     trap - ERR

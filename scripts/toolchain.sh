@@ -116,6 +116,18 @@ build_helm() {
     GOBIN="$out/bin" go install -trimpath -ldflags "-s -w" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
 }
 
+# The kstatus checker: a program of the project's own (tools/kstatus-check) around
+# sigs.k8s.io/cli-utils' kstatus, built from its committed go.mod and go.sum (-mod=readonly: a
+# go.sum that does not cover the build fails instead of being filled in from the network).
+kstatus_src="$(cd "$here/../tools/kstatus-check" && pwd)"
+build_kstatus_check() {
+    local out="$1" work="$1/src"
+    mkdir -p "$work" "$out/bin"
+    cp "$kstatus_src"/go.mod "$kstatus_src"/go.sum "$kstatus_src"/*.go "$work/"
+    (cd "$work" && GOFLAGS=-mod=readonly go build -trimpath -ldflags "-s -w" -o "$out/bin/kstatus-check" .) || return 1
+    rm -rf "$work"
+}
+
 ensure_prometheus() {
     if command -v prometheus >/dev/null 2>&1; then
         return 0
@@ -138,6 +150,12 @@ with_scratch "kubernetes-$KUBE_VERSION" build_kubernetes
 with_scratch "kwok-$KWOK_VERSION" build_kwok
 with_scratch "etcd-$ETCD_VERSION" build_etcd
 with_scratch "helm-$HELM_VERSION" build_helm
+grep -qE "^[[:space:]]*(require[[:space:]]+)?sigs\.k8s\.io/cli-utils $CLI_UTILS_VERSION[[:space:]]*$" "$kstatus_src/go.mod" ||
+    die "tools/kstatus-check/go.mod does not require sigs.k8s.io/cli-utils $CLI_UTILS_VERSION (scripts/versions.env). Update it: cd tools/kstatus-check && go get sigs.k8s.io/cli-utils@$CLI_UTILS_VERSION && go mod tidy"
+# Named after the cli-utils version and a digest of the sources, so that an edit rebuilds it.
+kstatus_digest="$(cd "$kstatus_src" && cat go.mod go.sum ./*.go | sha256sum | cut -c1-12)"
+kstatus_dir="kstatus-check-$CLI_UTILS_VERSION-$kstatus_digest"
+with_scratch "$kstatus_dir" build_kstatus_check
 
 kbin="$cache/kubernetes-$KUBE_VERSION/bin"
 cat <<EOF
@@ -150,4 +168,5 @@ KWOKCTL=$cache/kwok-$KWOK_VERSION/bin/kwokctl
 ETCD=$cache/etcd-$ETCD_VERSION/bin/etcd
 PROMETHEUS=$(command -v prometheus)
 HELM=$cache/helm-$HELM_VERSION/bin/helm
+KSTATUS=$cache/$kstatus_dir/bin/kstatus-check
 EOF

@@ -464,7 +464,7 @@ pub struct RolloutStatus {
     /// The newest events of the rollout, oldest first, at most [`TIMELINE_LIMIT`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub timeline: Vec<TimelineEntry>,
-    /// kstatus conditions: `Ready`, `Progressing`, `Paused`.
+    /// `Ready`, `Progressing`, `Paused`, and kstatus's `Reconciling` and `Stalled` conditions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }

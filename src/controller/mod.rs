@@ -696,12 +696,7 @@ async fn record_invalid_spec(
     status.phase = Some(Phase::Degraded);
     status.message = Some(format!("invalid spec: {message}"));
     status.observed_generation = rollout.metadata.generation;
-    conditions::set(
-        &mut status,
-        rollout.metadata.generation,
-        Timestamp::now(),
-        false,
-    );
+    conditions::set_invalid_spec(&mut status, rollout.metadata.generation, Timestamp::now());
     if rollout.status.as_ref().and_then(|s| s.message.as_deref()) != status.message.as_deref() {
         apply_status(api, &rollout.name_any(), &status).await?;
         let event = Event {

@@ -89,7 +89,7 @@ pub struct RolloutSpec {
     /// Who is told when a rollout starts, is promoted or is rolled back. Names are unique.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16))]
-    #[x_kube(validation = Rule::new(UNIQUE_NAMES_RULE).message(Message::Expression(duplicate_name_message("notifications"))).reason(Reason::FieldValueDuplicate))]
+    #[x_kube(validation = Rule::new(UNIQUE_NAMES_RULE).message("two notifications have the same name; give each notification its own name"))]
     pub notifications: Vec<Notification>,
 }
 
@@ -99,14 +99,6 @@ pub const MAX_ROLLOUT_NAME_LENGTH: usize = 63;
 
 /// A CEL rule on a list of objects with a `name`: no two share it.
 const UNIQUE_NAMES_RULE: &str = "self.all(x, self.exists_one(y, y.name == x.name))";
-
-/// The CEL message expression of [`UNIQUE_NAMES_RULE`] on the list `what` (e.g. `metrics`): it
-/// names the first duplicate.
-fn duplicate_name_message(what: &str) -> String {
-    format!(
-        "'two {what} are named \"' + self.filter(x, !self.exists_one(y, y.name == x.name))[0].name + '\"; give each entry of {what} its own name'"
-    )
-}
 
 fn default_replicas() -> i32 {
     1
@@ -213,7 +205,7 @@ pub struct Analysis {
 
     /// The metrics that judge the canary. Names are unique.
     #[schemars(length(min = 1, max = 16))]
-    #[x_kube(validation = Rule::new(UNIQUE_NAMES_RULE).message(Message::Expression(duplicate_name_message("metrics"))).reason(Reason::FieldValueDuplicate))]
+    #[x_kube(validation = Rule::new(UNIQUE_NAMES_RULE).message("two metrics have the same name; give each metric its own name (it names the metric in status and incidents)"))]
     pub metrics: Vec<Metric>,
 }
 
@@ -401,10 +393,10 @@ pub struct AllowWindow {
     #[schemars(schema_with = "weekdays_schema")]
     pub days: Vec<String>,
     /// Local start time, `HH:MM`.
-    #[schemars(regex(pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"))]
+    #[schemars(length(max = 5), regex(pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"))]
     pub start: String,
     /// Local end time, `HH:MM`; before `start` means the window crosses midnight.
-    #[schemars(regex(pattern = r"^([01][0-9]|2[0-4]):[0-5][0-9]$"))]
+    #[schemars(length(max = 5), regex(pattern = r"^([01][0-9]|2[0-4]):[0-5][0-9]$"))]
     pub end: String,
 }
 
@@ -446,11 +438,11 @@ fn freeze_order_rule() -> String {
 pub struct DenyWindow {
     /// Start (inclusive), local civil date-time: `2026-12-20T00:00:00`, `2026-12-20T00:00` or
     /// `2026-12-20`.
-    #[schemars(length(max = 19), regex(pattern = CIVIL_DATE_TIME_PATTERN))]
+    #[schemars(length(max = 32), regex(pattern = CIVIL_DATE_TIME_PATTERN))]
     #[x_kube(validation = Rule::new(civil_rule()).message(CIVIL_MESSAGE))]
     pub from: String,
     /// End (exclusive), local civil date-time, after `from`.
-    #[schemars(length(max = 19), regex(pattern = CIVIL_DATE_TIME_PATTERN))]
+    #[schemars(length(max = 32), regex(pattern = CIVIL_DATE_TIME_PATTERN))]
     #[x_kube(validation = Rule::new(civil_rule()).message(CIVIL_MESSAGE))]
     pub to: String,
 }

@@ -10,7 +10,8 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::duration::DurationString;
+use super::ROLLOUT_LABEL;
+use super::duration::{DURATION_PATTERN, DurationString};
 
 /// Desired state of a Rollout: a Deployment-like pod template plus how to move it to production.
 #[derive(CustomResource, KubeSchema, Clone, Debug, PartialEq, Deserialize, Serialize)]
@@ -30,7 +31,10 @@ use super::duration::DurationString;
     printcolumn = r#"{"name":"Weight","type":"integer","jsonPath":".status.canaryWeight"}"#,
     printcolumn = r#"{"name":"Stable","type":"string","jsonPath":".status.stableRevision"}"#,
     printcolumn = r#"{"name":"Canary","type":"string","jsonPath":".status.canaryRevision"}"#,
-    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    validation = Rule::new(format!("size(self.metadata.name) <= {MAX_ROLLOUT_NAME_LENGTH}")).message(Message::Message(format!(
+        "metadata.name must be at most {MAX_ROLLOUT_NAME_LENGTH} characters, because it is the value of the {ROLLOUT_LABEL} label on the Rollout's ReplicaSets and pods; choose a shorter name"
+    )))
 )]
 #[x_kube(validation = Rule::new(
     "has(self.selector.matchLabels) && size(self.selector.matchLabels) > 0 && has(self.template.metadata) && has(self.template.metadata.labels) && self.selector.matchLabels.all(k, k in self.template.metadata.labels && self.template.metadata.labels[k] == self.selector.matchLabels[k])"
@@ -82,10 +86,19 @@ pub struct RolloutSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kill_switch: Option<KillSwitch>,
 
-    /// Who is told when a rollout starts, is promoted or is rolled back.
+    /// Who is told when a rollout starts, is promoted or is rolled back. Names are unique.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    #[x_kube(validation = Rule::new(UNIQUE_NAMES_RULE).message("two notifications have the same name; give each notification its own name"))]
     pub notifications: Vec<Notification>,
 }
+
+/// Longest Rollout name: it is a label value (`firebreak.dev/rollout`), and label values have at
+/// most 63 characters. A longer name could never select its ReplicaSets.
+pub const MAX_ROLLOUT_NAME_LENGTH: usize = 63;
+
+/// A CEL rule on a list of objects with a `name`: no two share it.
+const UNIQUE_NAMES_RULE: &str = "self.all(x, self.exists_one(y, y.name == x.name))";
 
 fn default_replicas() -> i32 {
     1
@@ -152,12 +165,33 @@ pub enum OnInconclusive {
     Rollback,
 }
 
+/// The shortest `analysis.interval`: 5 seconds. Each look measures the window since the last
+/// one, and Prometheus only has new samples once per scrape interval: a window shorter than about
+/// two scrapes often holds no sample for an arm, so looks flip between data and no data (the test
+/// environment scrapes every 2 s; production Prometheus usually every 15–60 s, where the interval
+/// should be a minute or more).
+pub const MIN_ANALYSIS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The CEL rule of `analysis.interval`: at least [`MIN_ANALYSIS_INTERVAL`] (the shape and the
+/// general bounds are the duration's own rule).
+fn min_interval_rule() -> String {
+    format!(
+        "size(self) == 0 || !self.matches('{DURATION_PATTERN}') || duration(self) >= duration('{}s')",
+        MIN_ANALYSIS_INTERVAL.as_secs()
+    )
+}
+
 /// Canary analysis settings.
-#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[derive(KubeSchema, Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Analysis {
-    /// How often the judge looks, e.g. `30s`. Default 30s.
+    /// How often the judge looks, e.g. `30s`; at least 5s, since a window shorter than about two
+    /// Prometheus scrape intervals often has no data and the looks flap. Default 30s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new(min_interval_rule()).message(Message::Message(format!(
+        "must be at least {}s: a look measures the window since the last one, and a window shorter than about two Prometheus scrape intervals often has no data",
+        MIN_ANALYSIS_INTERVAL.as_secs()
+    ))))]
     pub interval: Option<DurationString>,
 
     /// 1 − the probability of a false rollback over the whole rollout, in (0, 1). Default 0.99.
@@ -169,8 +203,9 @@ pub struct Analysis {
     #[serde(default)]
     pub on_inconclusive: OnInconclusive,
 
-    /// The metrics that judge the canary.
+    /// The metrics that judge the canary. Names are unique.
     #[schemars(length(min = 1, max = 16))]
+    #[x_kube(validation = Rule::new(UNIQUE_NAMES_RULE).message("two metrics have the same name; give each metric its own name (it names the metric in status and incidents)"))]
     pub metrics: Vec<Metric>,
 }
 
@@ -208,19 +243,81 @@ pub struct ErrorRate {
     pub max_rate: Option<f64>,
 }
 
+/// The variables of a PromQL template, each written `{{name}}`: the arm's pod-template-hash,
+/// `canary` or `baseline`, the Rollout's namespace and name, and the look's window (e.g. `30s`).
+/// Any other `{{…}}` in a query is refused.
+pub const TEMPLATE_VARIABLES: [&str; 5] = ["revision", "arm", "namespace", "rollout", "interval"];
+
+/// The `{{…}}` tokens of a query, as the CEL rule finds them with the RE2 expression
+/// `[{][{][^}]*[}][}]` (leftmost first, not overlapping).
+pub fn template_tokens(query: &str) -> Vec<&str> {
+    let mut tokens = Vec::new();
+    let mut from = 0;
+    while let Some(open) = query[from..].find("{{").map(|i| from + i) {
+        let body = open + 2;
+        match query[body..].find('}').map(|i| body + i) {
+            Some(close) if query[close..].starts_with("}}") => {
+                tokens.push(&query[open..close + 2]);
+                from = close + 2;
+            }
+            // No token starts here; one may start at the next brace (`{{{arm}}`).
+            _ => from = open + 1,
+        }
+    }
+    tokens
+}
+
+/// The CEL list of the known `{{…}}` tokens: `['{{revision}}', …]`.
+fn known_tokens_cel() -> String {
+    let tokens: Vec<String> = TEMPLATE_VARIABLES
+        .iter()
+        .map(|v| format!("'{{{{{v}}}}}'"))
+        .collect();
+    format!("[{}]", tokens.join(", "))
+}
+
+/// The known variables for messages: `{{revision}}, {{arm}}, …`.
+pub fn known_variables_text() -> String {
+    TEMPLATE_VARIABLES
+        .iter()
+        .map(|v| format!("{{{{{v}}}}}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The CEL rule of a query template: every `{{…}}` is a known variable.
+fn template_rule() -> String {
+    format!(
+        "self.findAll('[{{][{{][^}}]*[}}][}}]').all(v, v in {})",
+        known_tokens_cel()
+    )
+}
+
+/// The message expression of [`template_rule`]: names the first unknown variable.
+fn template_message() -> String {
+    format!(
+        "'unknown template variable ' + self.findAll('[{{][{{][^}}]*[}}][}}]').filter(v, !(v in {known}))[0] + '; the variables are {text}'",
+        known = known_tokens_cel(),
+        text = known_variables_text(),
+    )
+}
+
 /// PromQL templates for an error-rate metric. Variables: `{{revision}}`, `{{arm}}`,
-/// `{{namespace}}`, `{{rollout}}`, `{{interval}}`.
-#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+/// `{{namespace}}`, `{{rollout}}`, `{{interval}}` ([`TEMPLATE_VARIABLES`]); any other `{{…}}`
+/// is refused.
+#[derive(KubeSchema, Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PrometheusQueries {
     /// Prometheus base URL, e.g. `http://prometheus.monitoring:9090`.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 2048))]
     pub address: String,
     /// Query for the number of failed requests of one arm over `{{interval}}`.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 4096))]
+    #[x_kube(validation = Rule::new(template_rule()).message(Message::Expression(template_message())))]
     pub errors: String,
     /// Query for the number of all requests of one arm over `{{interval}}`.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 4096))]
+    #[x_kube(validation = Rule::new(template_rule()).message(Message::Expression(template_message())))]
     pub total: String,
 }
 
@@ -246,42 +343,107 @@ pub struct Bake {
     pub duration: DurationString,
 }
 
-/// Deployment windows and freezes.
-#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+/// The shape of an IANA time zone name (`Europe/Berlin`, `America/Argentina/Buenos_Aires`,
+/// `Etc/GMT+5`, `UTC`); whether the zone exists is checked by the controller.
+pub const TIME_ZONE_PATTERN: &str = r"^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$";
+
+/// Deployment windows and freezes. The schema checks the shapes; whether the time zone exists
+/// and whether each date exists in the calendar is checked by the controller
+/// ([`crate::schedule::windows::compile`]), which marks the Rollout Degraded otherwise.
+#[derive(KubeSchema, Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Windows {
     /// IANA time zone of the windows, e.g. `Europe/Berlin`. Default UTC.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64), regex(pattern = TIME_ZONE_PATTERN))]
+    #[x_kube(validation = Rule::new(format!("self.matches('{TIME_ZONE_PATTERN}')")).message("must be an IANA time zone name such as Europe/Berlin, America/New_York or UTC"))]
     pub time_zone: Option<String>,
     /// Weekly windows in which rollouts may start and advance.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
     pub allow: Vec<AllowWindow>,
     /// Date ranges in which rollouts may not start or advance.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
     pub deny: Vec<DenyWindow>,
 }
 
+/// The days of `spec.windows.allow[].days`, Monday first.
+pub const WEEKDAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+
+/// The schema of `days`: one to seven of [`WEEKDAYS`].
+fn weekdays_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "array",
+        "minItems": 1,
+        "maxItems": 7,
+        "items": {"type": "string", "enum": WEEKDAYS},
+    })
+}
+
 /// A weekly window, e.g. Mon–Thu 09:00–16:00.
-#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[derive(KubeSchema, Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[x_kube(validation = Rule::new("self.start != self.end").message("start and end are equal, which is ambiguous: for a whole day write start 00:00 and end 24:00, otherwise make them differ").field_path(".end"))]
 #[serde(rename_all = "camelCase")]
 pub struct AllowWindow {
-    /// Days of the week: `Mon` … `Sun`.
+    /// Days of the week: `Mon`, `Tue`, `Wed`, `Thu`, `Fri`, `Sat`, `Sun`.
+    // Strings rather than an enum, on purpose: the schema lists the days, and an object stored
+    // before it did is still read by the controller, which then names the misspelt day and its
+    // position (`WindowError::Day`) instead of failing to read the whole Rollout.
+    #[schemars(schema_with = "weekdays_schema")]
     pub days: Vec<String>,
     /// Local start time, `HH:MM`.
-    #[schemars(regex(pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"))]
+    #[schemars(length(max = 5), regex(pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"))]
     pub start: String,
     /// Local end time, `HH:MM`; before `start` means the window crosses midnight.
-    #[schemars(regex(pattern = r"^([01][0-9]|2[0-4]):[0-5][0-9]$"))]
+    #[schemars(length(max = 5), regex(pattern = r"^([01][0-9]|2[0-4]):[0-5][0-9]$"))]
     pub end: String,
 }
 
+/// A local civil date-time as the schema admits it in `spec.windows.deny`: `2026-12-20T00:00:00`,
+/// `2026-12-20T00:00` or `2026-12-20` (midnight). Whether the date exists (`2026-02-30`) is
+/// checked by the controller.
+pub const CIVIL_DATE_TIME_PATTERN: &str = r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])(T([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?)?$";
+
+/// The CEL rule of a freeze bound: [`CIVIL_DATE_TIME_PATTERN`], with [`CIVIL_MESSAGE`].
+fn civil_rule() -> String {
+    format!("self.matches('{CIVIL_DATE_TIME_PATTERN}')")
+}
+
+/// What a freeze bound must look like.
+const CIVIL_MESSAGE: &str = "must be a local date-time such as 2026-12-20T00:00:00, 2026-12-20T00:00 or 2026-12-20 (midnight), without offset or zone: it is read in spec.windows.timeZone";
+
+/// A CEL expression that writes the civil date-time `self.<field>` in its longest form, so that
+/// two of them compare as strings in time order.
+fn full_civil_cel(field: &str) -> String {
+    format!(
+        "(size(self.{field}) == 10 ? self.{field} + 'T00:00:00' : size(self.{field}) == 16 ? self.{field} + ':00' : self.{field})"
+    )
+}
+
+/// The CEL rule of a freeze: `to` after `from` (checked once both have the right shape).
+fn freeze_order_rule() -> String {
+    format!(
+        "!self.from.matches('{p}') || !self.to.matches('{p}') || {from} < {to}",
+        p = CIVIL_DATE_TIME_PATTERN,
+        from = full_civil_cel("from"),
+        to = full_civil_cel("to"),
+    )
+}
+
 /// A freeze, in local civil time, e.g. `2026-12-20T00:00:00`.
-#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[derive(KubeSchema, Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[x_kube(validation = Rule::new(freeze_order_rule()).message("to must be after from: a freeze covers from (inclusive) to to (exclusive) in spec.windows.timeZone").field_path(".to"))]
 #[serde(rename_all = "camelCase")]
 pub struct DenyWindow {
-    /// Start (inclusive), local civil date-time.
+    /// Start (inclusive), local civil date-time: `2026-12-20T00:00:00`, `2026-12-20T00:00` or
+    /// `2026-12-20`.
+    #[schemars(length(max = 32), regex(pattern = CIVIL_DATE_TIME_PATTERN))]
+    #[x_kube(validation = Rule::new(civil_rule()).message(CIVIL_MESSAGE))]
     pub from: String,
-    /// End (exclusive), local civil date-time.
+    /// End (exclusive), local civil date-time, after `from`.
+    #[schemars(length(max = 32), regex(pattern = CIVIL_DATE_TIME_PATTERN))]
+    #[x_kube(validation = Rule::new(civil_rule()).message(CIVIL_MESSAGE))]
     pub to: String,
 }
 
@@ -328,7 +490,8 @@ pub struct ConfigMapFlag {
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Notification {
-    /// A name for status and Events.
+    /// A name for status and Events, unique among the Rollout's notifications.
+    #[schemars(length(min = 1, max = 63))]
     pub name: String,
     /// A webhook receiver.
     pub webhook: Webhook,
@@ -339,9 +502,19 @@ pub struct Notification {
 #[serde(rename_all = "camelCase")]
 pub struct Webhook {
     /// Payload format: `slack` or `json`.
-    pub format: String,
+    pub format: WebhookFormat,
     /// Where the URL is read from.
     pub url_from: UrlSource,
+}
+
+/// The payload a webhook receives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookFormat {
+    /// A Slack incoming-webhook message (`{"text": …}`).
+    Slack,
+    /// Firebreak's own JSON document: the event, the rollout, the revision and the incident.
+    Json,
 }
 
 /// Source of a webhook URL.

@@ -73,6 +73,8 @@ pub enum Reason {
     RolledBack,
     /// The spec fails the controller's validation (what the CRD schema cannot check).
     InvalidSpec,
+    /// The API server refused an object the rollout needs (e.g. its ReplicaSet).
+    ObjectRefused,
 }
 
 impl Reason {
@@ -89,17 +91,20 @@ impl Reason {
             Reason::ProgressDeadlineExceeded => "ProgressDeadlineExceeded",
             Reason::RolledBack => "RolledBack",
             Reason::InvalidSpec => "InvalidSpec",
+            Reason::ObjectRefused => "ObjectRefused",
         }
     }
 }
 
 /// Why a Rollout is Degraded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Degraded {
+pub enum Degraded {
     /// The stable revision's pods were not available by the progress deadline.
     ProgressDeadline,
     /// The spec fails validation.
     InvalidSpec,
+    /// The API server refused an object the rollout needs as invalid.
+    ObjectRefused,
 }
 
 /// What the conditions describe: the phase, with the cause when Degraded.
@@ -134,6 +139,7 @@ impl State {
             State::RolledBack => (false, Reason::RolledBack),
             State::Degraded(Degraded::ProgressDeadline) => (false, Reason::RolloutDegraded),
             State::Degraded(Degraded::InvalidSpec) => (false, Reason::InvalidSpec),
+            State::Degraded(Degraded::ObjectRefused) => (false, Reason::ObjectRefused),
         };
         let progressing = match self {
             State::Progressing | State::Paused => (true, Reason::CanaryProgressing),
@@ -168,10 +174,12 @@ impl State {
 }
 
 impl Degraded {
-    fn reason(self) -> Reason {
+    /// The conditions' reason, also the Warning Event's reason.
+    pub fn reason(self) -> Reason {
         match self {
             Degraded::ProgressDeadline => Reason::ProgressDeadlineExceeded,
             Degraded::InvalidSpec => Reason::InvalidSpec,
+            Degraded::ObjectRefused => Reason::ObjectRefused,
         }
     }
 }
@@ -190,13 +198,18 @@ pub fn set(status: &mut RolloutStatus, generation: Option<i64>, now: Timestamp, 
 /// `status.message`). Expects `status.phase` Degraded and the validation error in
 /// `status.message`, as `record_invalid_spec` writes them.
 pub fn set_invalid_spec(status: &mut RolloutStatus, generation: Option<i64>, now: Timestamp) {
-    write(
-        status,
-        State::Degraded(Degraded::InvalidSpec),
-        generation,
-        now,
-        false,
-    );
+    set_degraded(status, generation, now, Degraded::InvalidSpec);
+}
+
+/// Sets the conditions of a Rollout Degraded for `cause`: its reason on `Ready=False`,
+/// `Progressing=False` and `Stalled=True` (kstatus: `Failed`, with `status.message`).
+pub fn set_degraded(
+    status: &mut RolloutStatus,
+    generation: Option<i64>,
+    now: Timestamp,
+    cause: Degraded,
+) {
+    write(status, State::Degraded(cause), generation, now, false);
 }
 
 fn write(
@@ -436,6 +449,7 @@ mod tests {
             State::RolledBack,
             State::Degraded(Degraded::ProgressDeadline),
             State::Degraded(Degraded::InvalidSpec),
+            State::Degraded(Degraded::ObjectRefused),
         ];
         for state in states {
             let [_, _, reconciling, stalled] = state.conditions();

@@ -271,10 +271,31 @@ async fn reconcile_inner(
         ctx.metrics.set_rollout_phase(&namespace, &name, None);
         return Ok(Action::await_change());
     }
-    let spec = match validate::validate(&rollout.spec) {
+    // The name is a label value on every ReplicaSet and pod (`firebreak.dev/rollout`); the CRD
+    // refuses longer names, but an object stored before that rule may have one.
+    let checked = if name.len() > validate::MAX_NAME_LENGTH {
+        Err(validate::SpecError::Field {
+            field: "metadata.name".into(),
+            message: format!(
+                "is {} characters; a Rollout's name is a label value, at most {}: recreate the Rollout with a shorter name",
+                name.len(),
+                validate::MAX_NAME_LENGTH
+            ),
+        })
+    } else {
+        validate::validate(&rollout.spec)
+    };
+    let spec = match checked {
         Ok(spec) => spec,
         Err(e) => {
-            record_invalid_spec(&ctx, &api, &rollout, &e.to_string()).await?;
+            record_degraded(
+                &ctx,
+                &api,
+                &rollout,
+                conditions::Degraded::InvalidSpec,
+                &format!("invalid spec: {e}"),
+            )
+            .await?;
             ctx.metrics
                 .set_rollout_phase(&namespace, &name, Some("Degraded"));
             return Ok(Action::await_change());
@@ -336,7 +357,14 @@ async fn reconcile_inner(
             let what = format!(
                 "the API server refused {object}: {message}. Fix spec.template (or the field it names) and apply again"
             );
-            record_degraded(&ctx, &api, &rollout, "ObjectRefused", &what).await?;
+            record_degraded(
+                &ctx,
+                &api,
+                &rollout,
+                conditions::Degraded::ObjectRefused,
+                &what,
+            )
+            .await?;
             ctx.metrics
                 .set_rollout_phase(&namespace, &name, Some("Degraded"));
             return Err(Error::Refused { object, message });
@@ -649,61 +677,36 @@ async fn namespace_terminating(ctx: &Context, namespace: &str) -> Result<bool, E
     Ok(ns.is_none_or(|ns| ns.metadata.deletion_timestamp.is_some()))
 }
 
-/// The API server refused an object the plan needs: say so in status (phase Degraded, the
-/// message naming the object and the field) and as a Warning Event with `reason`.
+/// A Rollout the controller cannot act on (its spec fails validation, or the API server refused
+/// an object it needs): say so in status (phase Degraded, the message naming the field and the
+/// fix, conditions with the cause's reason) and as a Warning Event with that reason, and leave
+/// the ReplicaSets as they are. Writes only when the status would change.
 async fn record_degraded(
     ctx: &Context,
     api: &Api<Rollout>,
     rollout: &Rollout,
-    reason: &str,
+    cause: conditions::Degraded,
     message: &str,
 ) -> Result<(), Error> {
     let mut status = rollout.status.clone().unwrap_or_default();
     status.phase = Some(Phase::Degraded);
     status.message = Some(message.to_string());
     status.observed_generation = rollout.metadata.generation;
-    conditions::set(
+    conditions::set_degraded(
         &mut status,
         rollout.metadata.generation,
         Timestamp::now(),
-        false,
+        cause,
     );
-    if rollout.status.as_ref().and_then(|s| s.message.as_deref()) != status.message.as_deref() {
+    if rollout.status.as_ref() != Some(&status) {
         apply_status(api, &rollout.name_any(), &status).await?;
+    }
+    if rollout.status.as_ref().and_then(|s| s.message.as_deref()) != status.message.as_deref() {
         let event = Event {
             type_: EventType::Warning,
-            reason: reason.into(),
+            reason: cause.reason().as_str().into(),
             note: Some(truncate(message, 1000)),
             action: "Reconcile".into(),
-            secondary: None,
-        };
-        if let Err(e) = ctx.recorder.publish(&event, &rollout.object_ref(&())).await {
-            warn!(error = %e, "could not publish Event");
-        }
-    }
-    Ok(())
-}
-
-/// A spec the controller cannot act on: say so in status (phase Degraded) and an Event, and
-/// leave the ReplicaSets as they are.
-async fn record_invalid_spec(
-    ctx: &Context,
-    api: &Api<Rollout>,
-    rollout: &Rollout,
-    message: &str,
-) -> Result<(), Error> {
-    let mut status = rollout.status.clone().unwrap_or_default();
-    status.phase = Some(Phase::Degraded);
-    status.message = Some(format!("invalid spec: {message}"));
-    status.observed_generation = rollout.metadata.generation;
-    conditions::set_invalid_spec(&mut status, rollout.metadata.generation, Timestamp::now());
-    if rollout.status.as_ref().and_then(|s| s.message.as_deref()) != status.message.as_deref() {
-        apply_status(api, &rollout.name_any(), &status).await?;
-        let event = Event {
-            type_: EventType::Warning,
-            reason: "InvalidSpec".into(),
-            note: Some(truncate(message, 1000)),
-            action: "Validate".into(),
             secondary: None,
         };
         if let Err(e) = ctx.recorder.publish(&event, &rollout.object_ref(&())).await {
@@ -728,14 +731,43 @@ async fn report_invalid(
         namespace,
         &kube::api::ApiResource::erase::<Rollout>(&()),
     );
+    let mut status = RolloutStatus {
+        phase: Some(Phase::Degraded),
+        message: Some(format!(
+            "invalid spec: the Rollout cannot be read by the controller: {}",
+            invalid.error
+        )),
+        observed_generation: invalid.metadata.generation,
+        ..RolloutStatus::default()
+    };
+    // Stalled=True with reason InvalidSpec, so kstatus and GitOps tools read it as failed.
+    conditions::set_invalid_spec(&mut status, invalid.metadata.generation, Timestamp::now());
+    // Conditions carry the time they were set: write only when the report is new, or every
+    // write would wake this reconcile again.
+    let current = api.get_opt(name).await.map_err(kube_err(format!(
+        "reading invalid Rollout {namespace}/{name}"
+    )))?;
+    let reported = current
+        .as_ref()
+        .and_then(|o| o.data["status"]["message"].as_str());
+    if reported == status.message.as_deref() {
+        return Ok(());
+    }
+    // Conditions carry the time they were set: write only when the report is new, or every
+    // write would wake this reconcile again.
+    let current = api.get_opt(name).await.map_err(kube_err(format!(
+        "reading invalid Rollout {namespace}/{name}"
+    )))?;
+    let reported = current
+        .as_ref()
+        .and_then(|o| o.data["status"]["message"].as_str());
+    if reported == status.message.as_deref() {
+        return Ok(());
+    }
     let body = json!({
         "apiVersion": Rollout::api_version(&()),
         "kind": Rollout::kind(&()),
-        "status": {
-            "phase": "Degraded",
-            "message": format!("the Rollout cannot be read by the controller: {}", invalid.error),
-            "observedGeneration": invalid.metadata.generation,
-        }
+        "status": status,
     });
     api.patch_status(
         name,

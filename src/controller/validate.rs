@@ -5,7 +5,11 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 
-use crate::api::{InvalidDuration, RolloutSpec};
+use crate::api::{
+    Analysis, InvalidDuration, MIN_ANALYSIS_INTERVAL, Notification, RolloutSpec,
+    TEMPLATE_VARIABLES, known_variables_text, template_tokens,
+};
+use crate::schedule::windows::{WindowError, compile};
 
 use super::decide::{DEFAULT_PROGRESS_DEADLINE, DEFAULT_REVISION_HISTORY_LIMIT};
 
@@ -29,6 +33,10 @@ pub fn planned_duration(steps: &[StepKind]) -> Option<Duration> {
             StepKind::Pause(pause) => pause.map(|d| total.saturating_add(d)),
         })
 }
+
+/// Longest Rollout name: the name is the value of the `firebreak.dev/rollout` label, and label
+/// values are at most 63 characters.
+pub const MAX_NAME_LENGTH: usize = 63;
 
 /// A spec that passed validation, in the decision's terms.
 #[derive(Clone, Debug, PartialEq)]
@@ -66,6 +74,9 @@ pub enum SpecError {
         /// What was wrong.
         source: InvalidDuration,
     },
+    /// `spec.windows` does not compile (the error names the field).
+    #[error(transparent)]
+    Windows(#[from] WindowError),
     /// Any other invalid field.
     #[error("{field}: {message}")]
     Field {
@@ -85,7 +96,12 @@ impl SpecError {
     }
 }
 
-/// Validates `spec`. The first problem found is returned.
+/// Validates `spec`: everything the CRD schema and its CEL rules check (again, for objects
+/// stored before a rule existed), and what they cannot check — that `spec.windows.timeZone`
+/// exists and that the freezes' dates exist. The first problem found is returned.
+///
+/// The controller calls it before it lists or changes any ReplicaSet, so an invalid spec never
+/// lets a revision through: not the first one, and not a later one.
 pub fn validate(spec: &RolloutSpec) -> Result<ValidSpec, SpecError> {
     if spec.replicas < 0 {
         return Err(SpecError::field(
@@ -183,15 +199,8 @@ pub fn validate(spec: &RolloutSpec) -> Result<ValidSpec, SpecError> {
             ));
         }
     };
-    if let Some(analysis) = &spec.analysis
-        && let Some(interval) = &analysis.interval
-    {
-        interval
-            .to_duration()
-            .map_err(|source| SpecError::Duration {
-                field: "spec.analysis.interval".into(),
-                source,
-            })?;
+    if let Some(analysis) = &spec.analysis {
+        validate_analysis(analysis)?;
     }
     let bake = match &spec.bake {
         Some(bake) => Some(
@@ -212,6 +221,16 @@ pub fn validate(spec: &RolloutSpec) -> Result<ValidSpec, SpecError> {
         None => None,
     };
 
+    if let Some(windows) = &spec.windows {
+        compile(windows)?;
+    }
+    unique_names(
+        "spec.notifications",
+        spec.notifications
+            .iter()
+            .map(|n: &Notification| n.name.as_str()),
+    )?;
+
     let selector_string = match_labels
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
@@ -231,9 +250,354 @@ pub fn validate(spec: &RolloutSpec) -> Result<ValidSpec, SpecError> {
     })
 }
 
+/// Checks `spec.analysis`: the interval, one kind per metric, unique metric names, and only
+/// known `{{variables}}` in the PromQL templates.
+fn validate_analysis(analysis: &Analysis) -> Result<(), SpecError> {
+    if let Some(interval) = &analysis.interval {
+        let field = "spec.analysis.interval";
+        let duration = interval
+            .to_duration()
+            .map_err(|source| SpecError::Duration {
+                field: field.into(),
+                source,
+            })?;
+        if duration < MIN_ANALYSIS_INTERVAL {
+            return Err(SpecError::field(
+                field,
+                format!(
+                    "{:?} is shorter than {}s: a look measures the window since the last one, and a window shorter than about two Prometheus scrape intervals often has no data; write {}s or more",
+                    interval.0,
+                    MIN_ANALYSIS_INTERVAL.as_secs(),
+                    MIN_ANALYSIS_INTERVAL.as_secs()
+                ),
+            ));
+        }
+    }
+    if analysis.metrics.is_empty() {
+        return Err(SpecError::field(
+            "spec.analysis.metrics",
+            "needs at least one metric, e.g. `- name: crashes` with `crashRate: {}`",
+        ));
+    }
+    for (i, metric) in analysis.metrics.iter().enumerate() {
+        let field = format!("spec.analysis.metrics[{i}]");
+        let prometheus = match (&metric.error_rate, &metric.crash_rate) {
+            (Some(error_rate), None) => Some(&error_rate.prometheus),
+            (None, Some(_)) => None,
+            (Some(_), Some(_)) | (None, None) => {
+                return Err(SpecError::field(
+                    field,
+                    "set exactly one of errorRate or crashRate",
+                ));
+            }
+        };
+        if let Some(prometheus) = prometheus {
+            for (name, query) in [("errors", &prometheus.errors), ("total", &prometheus.total)] {
+                if let Some(unknown) = template_tokens(query)
+                    .into_iter()
+                    .find(|token| !TEMPLATE_VARIABLES.contains(&&token[2..token.len() - 2]))
+                {
+                    return Err(SpecError::field(
+                        format!("{field}.errorRate.prometheus.{name}"),
+                        format!(
+                            "unknown template variable {unknown}; the variables are {}",
+                            known_variables_text()
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    unique_names(
+        "spec.analysis.metrics",
+        analysis.metrics.iter().map(|m| m.name.as_str()),
+    )
+}
+
+/// Checks that no two entries of the list `field` share a name.
+fn unique_names<'a>(
+    field: &str,
+    names: impl IntoIterator<Item = &'a str>,
+) -> Result<(), SpecError> {
+    let mut seen = std::collections::BTreeMap::new();
+    for (i, name) in names.into_iter().enumerate() {
+        if let Some(first) = seen.insert(name, i) {
+            return Err(SpecError::field(
+                format!("{field}[{i}].name"),
+                format!(
+                    "{name:?} is already the name of {field}[{first}]; give each entry its own name"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
+    use serde_json::{Value, json};
+
     use super::*;
+    use crate::api::Rollout;
+    use crate::controller::sim::TestRollout;
+
+    /// RFC 7386 merge patch, enough for the fixtures below.
+    fn merge(target: &mut Value, patch: &Value) {
+        match (target, patch) {
+            (Value::Object(target), Value::Object(patch)) => {
+                for (key, value) in patch {
+                    if value.is_null() {
+                        target.remove(key);
+                    } else {
+                        merge(target.entry(key).or_insert(Value::Null), value);
+                    }
+                }
+            }
+            (target, patch) => *target = patch.clone(),
+        }
+    }
+
+    /// A valid spec with an analysis, windows and a notification, changed by the merge `patch`
+    /// (on the spec).
+    fn spec_with(patch: Value) -> RolloutSpec {
+        let mut spec = serde_json::to_value(Rollout::test().spec).unwrap();
+        merge(
+            &mut spec,
+            &json!({
+                "analysis": {"interval": "30s", "metrics": [
+                    {"name": "http-errors", "errorRate": {"prometheus": {
+                        "address": "http://prometheus:9090",
+                        "errors": r#"sum(increase(e{namespace="{{namespace}}",h="{{revision}}",arm="{{arm}}",r="{{rollout}}"}[{{interval}}]))"#,
+                        "total": r#"sum(increase(t{h="{{revision}}"}[{{interval}}]))"#}}},
+                    {"name": "crashes", "crashRate": {}}
+                ]},
+                "bake": {"duration": "10m"},
+                "windows": {
+                    "timeZone": "Europe/Berlin",
+                    "allow": [{"days": ["Mon", "Tue"], "start": "09:00", "end": "16:00"}],
+                    "deny": [{"from": "2026-12-20T00:00:00", "to": "2027-01-04"}]
+                },
+                "notifications": [
+                    {"name": "oncall", "webhook": {"format": "slack", "urlFrom": {"secretKeyRef": {"name": "h", "key": "u"}}}},
+                    {"name": "audit", "webhook": {"format": "json", "urlFrom": {"secretKeyRef": {"name": "h", "key": "a"}}}}
+                ]
+            }),
+        );
+        merge(&mut spec, &patch);
+        serde_json::from_value(spec).expect("the fixture deserializes")
+    }
+
+    /// The message of the error `patch` causes; panics if the spec is valid.
+    fn refused(patch: Value) -> String {
+        match validate(&spec_with(patch.clone())) {
+            Ok(_) => panic!("{patch} was accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    fn assert_names(message: &str, field: &str, fix: &str) {
+        assert!(
+            message.starts_with(field) && message.contains(fix),
+            "{message:?} should name {field} and say {fix:?}"
+        );
+    }
+
+    #[test]
+    fn the_fixture_is_valid() {
+        let spec = validate(&spec_with(json!({}))).expect("valid");
+        assert_eq!(spec.bake, Some(Duration::from_secs(600)));
+    }
+
+    #[test]
+    fn zero_empty_and_absurd_durations_are_refused_in_every_duration_field() {
+        /// Sets one duration field to the given text.
+        type SetDuration = fn(&str) -> Value;
+        let fields: [(&str, SetDuration); 4] = [
+            (
+                "spec.strategy.canary.steps[1].pause.duration",
+                |d| json!({"strategy": {"canary": {"steps": [{"setWeight": 10}, {"pause": {"duration": d}}]}}}),
+            ),
+            (
+                "spec.analysis.interval",
+                |d| json!({"analysis": {"interval": d}}),
+            ),
+            ("spec.bake.duration", |d| json!({"bake": {"duration": d}})),
+            (
+                "spec.strategy.canary.maxDuration",
+                |d| json!({"strategy": {"canary": {"maxDuration": d}}}),
+            ),
+        ];
+        for (field, patch) in fields {
+            assert_names(&refused(patch("0s")), field, "at least 1s");
+            assert_names(&refused(patch("")), field, "1h30m");
+            assert_names(
+                &refused(patch("18446744073709551615s")),
+                field,
+                "in that order",
+            );
+            assert_names(&refused(patch("8761h")), field, "longer than 8760h");
+        }
+    }
+
+    #[test]
+    fn an_analysis_interval_under_five_seconds_is_refused() {
+        let message = refused(json!({"analysis": {"interval": "3s"}}));
+        assert_names(&message, "spec.analysis.interval", "write 5s or more");
+        assert!(message.contains("scrape"), "{message}");
+        assert!(validate(&spec_with(json!({"analysis": {"interval": "5s"}}))).is_ok());
+    }
+
+    #[test]
+    fn a_step_with_both_set_weight_and_pause_is_refused() {
+        let message = refused(
+            json!({"strategy": {"canary": {"steps": [{"setWeight": 10, "pause": {"duration": "1m"}}]}}}),
+        );
+        assert_names(
+            &message,
+            "spec.strategy.canary.steps[0]",
+            "exactly one of setWeight or pause",
+        );
+    }
+
+    #[test]
+    fn unknown_template_variables_are_refused_naming_the_query() {
+        let message = refused(
+            json!({"analysis": {"metrics": [{"name": "e", "errorRate": {"prometheus": {
+            "address": "http://p:9090",
+            "errors": "sum(x{h=\"{{revision}}\"})",
+            "total": "sum(y{h=\"{{revison}}\"})"}}}]}}),
+        );
+        assert_names(
+            &message,
+            "spec.analysis.metrics[0].errorRate.prometheus.total",
+            "unknown template variable {{revison}}; the variables are {{revision}}, {{arm}}",
+        );
+        let message = refused(
+            json!({"analysis": {"metrics": [{"name": "e", "errorRate": {"prometheus": {
+            "address": "http://p:9090", "errors": "x{n=\"{{ namespace }}\"}", "total": "t"}}}]}}),
+        );
+        assert_names(
+            &message,
+            "spec.analysis.metrics[0].errorRate.prometheus.errors",
+            "{{ namespace }}",
+        );
+    }
+
+    #[test]
+    fn template_tokens_are_found_as_the_cel_rule_finds_them() {
+        use crate::api::template_tokens;
+        assert_eq!(
+            template_tokens("a{{revision}}b{{x}}{{}}c"),
+            ["{{revision}}", "{{x}}", "{{}}"]
+        );
+        assert_eq!(template_tokens("{{{arm}}"), ["{{{arm}}"]);
+        assert_eq!(
+            template_tokens("x{a=\"b\"}[5m] {{unclosed"),
+            Vec::<&str>::new()
+        );
+        assert_eq!(template_tokens("{{a}b}}{{arm}}"), ["{{arm}}"]);
+    }
+
+    /// The variables validation admits are exactly those the renderer substitutes.
+    #[test]
+    fn every_known_variable_is_substituted() {
+        use crate::analysis::template::{Variables, render};
+        let vars = Variables {
+            revision: "r",
+            arm: "canary",
+            namespace: "n",
+            rollout: "w",
+            interval: "30s",
+        };
+        for variable in TEMPLATE_VARIABLES {
+            let query = format!("{{{{{variable}}}}}");
+            assert!(template_tokens(&query).len() == 1);
+            assert!(!render(&query, &vars).contains('{'), "{variable}");
+        }
+    }
+
+    #[test]
+    fn duplicate_metric_names_are_refused() {
+        let message = refused(json!({"analysis": {"metrics": [
+            {"name": "crashes", "crashRate": {}},
+            {"name": "crashes", "crashRate": {"maxRatio": 3.0}}
+        ]}}));
+        assert_names(
+            &message,
+            "spec.analysis.metrics[1].name",
+            "\"crashes\" is already the name of spec.analysis.metrics[0]",
+        );
+    }
+
+    #[test]
+    fn a_metric_of_two_kinds_is_refused() {
+        let message = refused(json!({"analysis": {"metrics": [
+            {"name": "both", "crashRate": {}, "errorRate": {"prometheus": {"address": "a", "errors": "e", "total": "t"}}}
+        ]}}));
+        assert_names(
+            &message,
+            "spec.analysis.metrics[0]",
+            "exactly one of errorRate or crashRate",
+        );
+    }
+
+    #[test]
+    fn duplicate_notification_names_are_refused() {
+        let hook =
+            json!({"format": "json", "urlFrom": {"secretKeyRef": {"name": "h", "key": "u"}}});
+        let message = refused(json!({"notifications": [
+            {"name": "oncall", "webhook": hook}, {"name": "audit", "webhook": hook}, {"name": "oncall", "webhook": hook}
+        ]}));
+        assert_names(
+            &message,
+            "spec.notifications[2].name",
+            "give each entry its own name",
+        );
+    }
+
+    #[test]
+    fn invalid_windows_are_refused_naming_the_field() {
+        let cases = [
+            (
+                json!({"windows": {"timeZone": "Mars/Olympus_Mons"}}),
+                "spec.windows.timeZone",
+                "not an IANA time zone",
+            ),
+            (
+                json!({"windows": {"allow": [{"days": ["Monday"], "start": "09:00", "end": "16:00"}]}}),
+                "spec.windows.allow[0].days[0]",
+                "Mon, Tue",
+            ),
+            (
+                json!({"windows": {"allow": [{"days": [], "start": "09:00", "end": "16:00"}]}}),
+                "spec.windows.allow[0].days",
+                "list at least one day",
+            ),
+            (
+                json!({"windows": {"allow": [{"days": ["Mon"], "start": "09:00", "end": "09:00"}]}}),
+                "spec.windows.allow[0]",
+                "start 00:00 and end 24:00",
+            ),
+            (
+                json!({"windows": {"deny": [{"from": "next monday", "to": "2027-01-04"}]}}),
+                "spec.windows.deny[0].from",
+                "2026-12-20T00:00:00",
+            ),
+            (
+                json!({"windows": {"deny": [{"from": "2026-02-30", "to": "2026-03-04"}]}}),
+                "spec.windows.deny[0].from",
+                "2026-12-20T00:00:00",
+            ),
+            (
+                json!({"windows": {"deny": [{"from": "2027-01-04", "to": "2027-01-04T00:00"}]}}),
+                "spec.windows.deny[0].to",
+                "is not after from",
+            ),
+        ];
+        for (patch, field, fix) in cases {
+            assert_names(&refused(patch), field, fix);
+        }
+    }
 
     #[test]
     fn the_planned_duration_is_the_sum_of_the_pauses_unless_one_waits_for_promote() {

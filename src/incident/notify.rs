@@ -28,6 +28,7 @@ use tracing::{info, warn};
 use super::postmortem::{duration_text, group};
 use crate::api::{
     Incident, IncidentSpec, Notification, NotificationResult, Reason, Rollout, SecondWaveState,
+    WebhookFormat,
 };
 
 /// Attempts [`spawn`] makes per receiver before giving up (the first try included).
@@ -774,15 +775,9 @@ impl Job {
 
     async fn send(&self) -> Delivery {
         let webhook = &self.notification.webhook;
-        let payload = match webhook.format.as_str() {
-            "slack" => slack_payload(&self.message),
-            "json" => json_payload(&self.message, self.incident.as_ref().as_ref()),
-            other => {
-                return Delivery::failed_before_sending(format!(
-                    "unknown webhook format {other:?} in spec.notifications[{}]: use \"slack\" or \"json\"",
-                    self.notification.name
-                ));
-            }
+        let payload = match webhook.format {
+            WebhookFormat::Slack => slack_payload(&self.message),
+            WebhookFormat::Json => json_payload(&self.message, self.incident.as_ref().as_ref()),
         };
         let http = match &self.http {
             Ok(http) => http,

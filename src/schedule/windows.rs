@@ -46,7 +46,7 @@ use crate::api::{AllowWindow, DenyWindow, Windows};
 pub const SEARCH_HORIZON_DAYS: i64 = 400;
 
 /// Day names as written in `spec.windows.allow[].days`, Monday first.
-const DAY_NAMES: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+const DAY_NAMES: [&str; 7] = crate::api::WEEKDAYS;
 
 /// The day names as listed in error messages.
 const DAY_LIST: &str = "Mon, Tue, Wed, Thu, Fri, Sat, Sun";

@@ -15,7 +15,7 @@ const ERRORS: &str = r#"sum(increase(http_requests_total{namespace="{{namespace}
 const TOTAL: &str = r#"sum(increase(http_requests_total{namespace="{{namespace}}",pod_template_hash="{{revision}}"}[{{interval}}]))"#;
 
 /// A Rollout of 4 pods at 200 requests/second whose template carries the simulator's
-/// annotations, judged every 3 s on its error rate (and crashes).
+/// annotations, judged every 5 s (the shortest interval allowed) on its error rate (and crashes).
 pub(crate) fn rollout(name: &str, prometheus: &str, steps: Value, error_rate: f64) -> Value {
     json!({
         "apiVersion": "firebreak.dev/v1alpha1",
@@ -37,7 +37,7 @@ pub(crate) fn rollout(name: &str, prometheus: &str, steps: Value, error_rate: f6
             },
             "strategy": {"canary": {"steps": steps}},
             "analysis": {
-                "interval": "3s",
+                "interval": "5s",
                 "confidence": 0.99,
                 "metrics": [
                     {"name": "http-errors", "errorRate": {
@@ -67,8 +67,8 @@ async fn a_healthy_canary_is_promoted_and_a_5x_error_canary_is_rolled_back_by_it
         api,
     } = RolloutTest::start("analysis-verdicts").await;
     let _fleet = Fleet::start(&ns.name, &[]).await.scraped_by(&env, &ns.name);
-    // A 12 s pause is four 3 s intervals: the plan's end is a planned decision look.
-    let steps = json!([{"setWeight": 50}, {"pause": {"duration": "12s"}}]);
+    // A 20 s pause is four 5 s intervals: the plan's end is a planned decision look.
+    let steps = json!([{"setWeight": 50}, {"pause": {"duration": "20s"}}]);
     create_rollout(&api, rollout("web", &env.prometheus_url, steps, 0.02)).await;
     wait_for_rollout(&api, "web", "v1 Healthy", Duration::from_secs(60), |r| {
         phase(r) == Some(Phase::Healthy)
@@ -176,7 +176,7 @@ async fn a_healthy_canary_is_promoted_and_a_5x_error_canary_is_rolled_back_by_it
             .iter()
             .any(|e| e.reason == firebreak::api::Reason::AnalysisFailed)
     );
-    // Two 3 s intervals plus Prometheus' scrape and rate windows.
+    // Two 5 s intervals plus Prometheus' scrape and rate windows.
     assert!(
         to_rollback < Duration::from_secs(30),
         "took {to_rollback:?}"

@@ -7,6 +7,7 @@ mod analysis;
 mod chart;
 mod fleet;
 mod incident;
+mod invalid_specs;
 mod kstatus;
 mod leader;
 mod lifecycle;

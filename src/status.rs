@@ -129,19 +129,22 @@ pub fn render(rollout: &Rollout) -> String {
             analysis.looks,
             if live { "" } else { " (last canary)" }
         );
-        // A planned decision ahead is only news while there is something left to decide.
-        if let Some(at) = analysis.decision_at.as_ref().filter(|_| live) {
+        if let Some(at) = &analysis.decision_at {
             let decided: Vec<String> = analysis
                 .metrics
                 .iter()
                 .filter_map(|m| Some(format!("{} {}", m.name, m.planned_decision?)))
                 .collect();
-            let outcome = if decided.is_empty() {
-                format!(" (in {}s)", left(at))
-            } else {
-                format!(": {}", decided.join(", "))
+            // A decision ahead is only news while there is something left to decide: a canary
+            // that is gone shows what its planned decision said, if it came to one.
+            let outcome = match (decided.is_empty(), live) {
+                (false, _) => Some(format!(": {}", decided.join(", "))),
+                (true, true) => Some(format!(" (in {}s)", left(at))),
+                (true, false) => None,
             };
-            let _ = writeln!(out, "  planned decision at {}{outcome}", at.0);
+            if let Some(outcome) = outcome {
+                let _ = writeln!(out, "  planned decision at {}{outcome}", at.0);
+            }
         }
         for metric in &analysis.metrics {
             let _ = writeln!(

@@ -670,11 +670,16 @@ fn truncate(s: &str, max: usize) -> String {
 /// Whether `namespace` is being deleted (read only when a new object is about to be created).
 async fn namespace_terminating(ctx: &Context, namespace: &str) -> Result<bool, Error> {
     let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(ctx.client.clone());
-    let ns = api
-        .get_opt(namespace)
-        .await
-        .map_err(kube_err(format!("reading namespace {namespace}")))?;
-    Ok(ns.is_none_or(|ns| ns.metadata.deletion_timestamp.is_some()))
+    match api.get_opt(namespace).await {
+        Ok(ns) => Ok(ns.is_none_or(|ns| ns.metadata.deletion_timestamp.is_some())),
+        // Without permission to read it (RBAC from before this check), the write itself tells:
+        // a refusal for a namespace being deleted backs off (`Error::NamespaceTerminating`).
+        Err(kube::Error::Api(e)) if e.code == 403 => {
+            tracing::debug!(error = %e, "cannot read the namespace; assuming it is not being deleted");
+            Ok(false)
+        }
+        Err(e) => Err(kube_err(format!("reading namespace {namespace}"))(e)),
+    }
 }
 
 /// A Rollout the controller cannot act on (its spec fails validation, or the API server refused

@@ -296,14 +296,37 @@ fn env_value(e: &EnvVar) -> String {
     }
 }
 
+/// A field as compact JSON; an empty value (`{}`, `[]`, `null`) counts as absent, since the API
+/// server fills in `resources: {}` where the spec has none, and that is no change.
 fn compact<T: serde::Serialize>(value: &Option<T>) -> Option<String> {
-    value.as_ref().and_then(|v| serde_json::to_string(v).ok())
+    value
+        .as_ref()
+        .and_then(|v| serde_json::to_string(v).ok())
+        .filter(|s| !matches!(s.as_str(), "{}" | "[]" | "null"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn resources_the_api_server_filled_in_empty_are_no_change() {
+        let spec = template("web:1", json!([]));
+        let mut stored = spec.clone();
+        if let Some(c) = stored.spec.as_mut().and_then(|s| s.containers.first_mut()) {
+            c.resources = Some(Default::default());
+        }
+        let mut canary = spec;
+        if let Some(c) = canary.spec.as_mut().and_then(|s| s.containers.first_mut()) {
+            c.image = Some("web:2".into());
+        }
+        let paths: Vec<String> = template_diff(&stored, &canary)
+            .into_iter()
+            .map(|c| c.path)
+            .collect();
+        assert_eq!(paths, ["containers[web].image"]);
+    }
 
     fn template(image: &str, env: serde_json::Value) -> PodTemplateSpec {
         serde_json::from_value(json!({

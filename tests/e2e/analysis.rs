@@ -253,21 +253,22 @@ async fn missing_prometheus_holds_the_rollout_until_it_returns() {
         json!({"sim.firebreak.dev/error-rate": "0.02"}),
     )
     .await;
+    // One failed look is not an event (a late scrape); the second in a row is.
     let held = wait_for_rollout(
         &api,
         "cart",
-        "analysis Unavailable",
+        "analysis Unavailable for two looks",
         Duration::from_secs(60),
-        |r| {
-            r.status
-                .as_ref()
-                .and_then(|s| s.analysis.as_ref())
-                .and_then(|a| a.outcome.map(|o| o.as_str()))
-                == Some("Unavailable")
-        },
+        |r| reasons(r).contains(&"AnalysisUnavailable".to_string()),
     )
     .await;
-    assert!(reasons(&held).contains(&"AnalysisUnavailable".to_string()));
+    let analysis = held
+        .status
+        .as_ref()
+        .and_then(|s| s.analysis.clone())
+        .unwrap();
+    assert_eq!(analysis.outcome.map(|o| o.as_str()), Some("Unavailable"));
+    assert!(analysis.consecutive_failures >= 2, "{analysis:?}");
     // The 2 s pause is long over, yet the rollout holds and does not promote.
     tokio::time::sleep(Duration::from_secs(8)).await;
     let still = api.get("cart").await.unwrap();

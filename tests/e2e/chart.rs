@@ -133,18 +133,29 @@ async fn rollouts_work_under_the_charts_service_account_not_as_admin() {
     install_crds(&env.client).await;
     let ns = env.namespace("chart-rbac").await;
     let kubectl = tool("FIREBREAK_KUBECTL");
-    // The chart's ServiceAccount and RBAC in namespaced mode (a Role, so nothing cluster-wide is
-    // left behind), without its Deployment: the controller runs here as a process.
+    // The chart's ServiceAccount and RBAC in namespaced mode (Roles, plus reading that one
+    // namespace), without its Deployment: the controller runs here as a process.
     let manifests = render(&ns.name, &["--set", &format!("watchNamespace={}", ns.name)]).await;
+    let kinds = [
+        "ServiceAccount",
+        "Role",
+        "RoleBinding",
+        "ClusterRole",
+        "ClusterRoleBinding",
+    ];
     let rbac: Vec<&str> = manifests
         .split("\n---")
         .filter(|doc| {
-            ["kind: ServiceAccount", "kind: Role\n", "kind: RoleBinding"]
-                .iter()
-                .any(|k| doc.contains(k))
+            doc.lines()
+                .find_map(|l| l.strip_prefix("kind: "))
+                .is_some_and(|kind| kinds.contains(&kind.trim()))
         })
         .collect();
-    assert_eq!(rbac.len(), 5, "ServiceAccount, 2 Roles, 2 RoleBindings");
+    assert_eq!(
+        rbac.len(),
+        7,
+        "ServiceAccount, 2 Roles, 2 RoleBindings, the namespace's ClusterRole and binding"
+    );
     run(
         &kubectl,
         &["apply", "-n", &ns.name, "-f", "-"],
@@ -264,6 +275,17 @@ async fn rollouts_work_under_the_charts_service_account_not_as_admin() {
             .join(format!("../e2e-logs/{}.controller.log", ns.name)),
     )
     .unwrap();
+    run(
+        &kubectl,
+        &[
+            "delete",
+            "clusterrolebinding,clusterrole",
+            "fb-firebreak-namespace",
+            "--ignore-not-found",
+        ],
+        None,
+    )
+    .await;
     assert!(
         !log.contains("forbidden"),
         "the chart's RBAC is missing a permission:\n{log}"

@@ -37,7 +37,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   verbs: ["patch"]
 - apiGroups: ["firebreak.dev"]
   resources: ["incidents"]
-  verbs: ["get", "create"]
+  verbs: ["get", "create", "patch"]
 - apiGroups: ["firebreak.dev"]
   resources: ["incidents/status"]
   verbs: ["patch"]

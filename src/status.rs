@@ -221,3 +221,51 @@ pub fn settled(rollout: &Rollout) -> bool {
             _ => false,
         }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{AnalysisStatus, Phase, RolloutStatus};
+    use crate::controller::sim::TestRollout;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    fn rolled_back_with_a_planned_decision_ahead() -> Rollout {
+        let mut rollout = Rollout::test();
+        let ahead = k8s_openapi::jiff::Timestamp::now()
+            .checked_add(k8s_openapi::jiff::SignedDuration::from_secs(14))
+            .unwrap();
+        rollout.status = Some(RolloutStatus {
+            phase: Some(Phase::RolledBack),
+            stable_revision: Some("stable1234".into()),
+            rolled_back_revision: Some("canary5678".into()),
+            analysis: Some(AnalysisStatus {
+                revision: "canary5678".into(),
+                decision_at: Some(Time(ahead)),
+                ..AnalysisStatus::default()
+            }),
+            ..RolloutStatus::default()
+        });
+        rollout
+    }
+
+    #[test]
+    fn a_gone_canary_shows_no_planned_decision_still_ahead() {
+        let shown = render(&rolled_back_with_a_planned_decision_ahead());
+        assert!(shown.contains("(last canary)"), "{shown}");
+        assert!(!shown.contains("planned decision"), "{shown}");
+    }
+
+    #[test]
+    fn a_running_canary_shows_when_its_planned_decision_comes() {
+        let mut rollout = rolled_back_with_a_planned_decision_ahead();
+        if let Some(status) = rollout.status.as_mut() {
+            status.phase = Some(Phase::Paused);
+            status.canary_revision = Some("canary5678".into());
+        }
+        let shown = render(&rollout);
+        assert!(
+            shown.contains("planned decision at") && shown.contains("(in "),
+            "{shown}"
+        );
+    }
+}

@@ -238,11 +238,7 @@ impl SecondWaveState {
     }
 }
 
-impl std::fmt::Display for SecondWaveState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+display_as_str!(SecondWaveState);
 
 /// The outcome of one notification.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize, JsonSchema)]

@@ -1,5 +1,16 @@
 //! Firebreak's API types: the `Rollout` custom resource and its parts.
 
+/// `Display` for a closed set of names: writes `as_str()`, the serialized name.
+macro_rules! display_as_str {
+    ($name:ty) => {
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
 mod duration;
 mod incident;
 mod rollout;

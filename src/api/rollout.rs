@@ -772,11 +772,7 @@ impl Trigger {
     }
 }
 
-impl std::fmt::Display for Trigger {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+display_as_str!(Trigger);
 
 /// What happened to a Rollout: the reason of a timeline entry and of the Kubernetes Event
 /// Firebreak publishes about it. Serialized as its CamelCase name.
@@ -931,11 +927,7 @@ impl Reason {
     }
 }
 
-impl std::fmt::Display for Reason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+display_as_str!(Reason);
 
 /// The state of canary analysis, kept in status so a restarted controller continues where it was.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
@@ -1006,11 +998,7 @@ impl AnalysisOutcome {
     }
 }
 
-impl std::fmt::Display for AnalysisOutcome {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+display_as_str!(AnalysisOutcome);
 
 /// One metric's verdict at a look (and, `Pass`/`Fail`/`Inconclusive`, at the planned decision).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
@@ -1050,11 +1038,7 @@ impl MetricVerdict {
     }
 }
 
-impl std::fmt::Display for MetricVerdict {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+display_as_str!(MetricVerdict);
 
 /// Accumulated evidence and the last verdict of one metric.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]

@@ -491,5 +491,11 @@ mod tests {
         assert!(table.lines().nth(2).unwrap().ends_with("2h"), "{table}");
         assert!(table.lines().nth(3).unwrap().ends_with("2d"), "{table}");
         assert!(table.starts_with("NAMESPACE   NAME"), "{table}");
+        // The age is not mistaken for a time-to-detect: both have their own column.
+        let header = table.lines().next().unwrap();
+        assert!(
+            header.contains("TIME-TO-DETECT") && header.trim_end().ends_with("AGE"),
+            "{header}"
+        );
     }
 }

@@ -547,6 +547,25 @@ mod tests {
     }
 
     #[test]
+    fn a_quiet_metric_passes_and_says_why_in_the_same_words() {
+        let spec = spec();
+        let mut status = start(&spec, "abc", t(0), None).unwrap();
+        for i in 1..=3 {
+            status = assess(&status, &spec, &[errors(0, 0, 500.0)], t(30 * i)).status;
+        }
+        let metric = &status.metrics[0];
+        assert_eq!(metric.verdict, MetricVerdict::Pass);
+        assert!(
+            metric
+                .summary
+                .starts_with("pass: no errors in either arm over 1,500")
+                && !metric.summary.contains("inconclusive"),
+            "{}",
+            metric.summary
+        );
+    }
+
+    #[test]
     fn missing_data_is_unavailable_and_keeps_the_evidence() {
         let spec = spec();
         let status = start(&spec, "abc", t(0), None).unwrap();

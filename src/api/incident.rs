@@ -240,14 +240,54 @@ impl SecondWaveState {
 
 display_as_str!(SecondWaveState);
 
+/// What a notification is about. Serialized as its reason: the JSON payload's `event`, the
+/// Incident's `status.notifications[].event`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
+pub enum NotificationEvent {
+    /// A new revision started as canary.
+    #[serde(rename = "RolloutStarted")]
+    Started,
+    /// The canary was promoted to stable.
+    #[serde(rename = "RolloutPromoted")]
+    Promoted,
+    /// The canary was rolled back (automatically or by `firebreak abort`).
+    RolledBack,
+    /// The canary was held instead of rolled back (common-mode: the baseline is as bad).
+    #[serde(rename = "RolloutHeld")]
+    Held,
+    /// The second-wave check after a rollback ended (recovered or not).
+    SecondWaveEnded,
+}
+
+impl NotificationEvent {
+    /// The CamelCase reason, used as the JSON payload's `event` and in Events and status:
+    /// `RolloutStarted`, `RolloutPromoted`, `RolledBack`, `RolloutHeld`, `SecondWaveEnded`.
+    pub fn reason(self) -> &'static str {
+        match self {
+            NotificationEvent::Started => "RolloutStarted",
+            NotificationEvent::Promoted => "RolloutPromoted",
+            NotificationEvent::RolledBack => "RolledBack",
+            NotificationEvent::Held => "RolloutHeld",
+            NotificationEvent::SecondWaveEnded => "SecondWaveEnded",
+        }
+    }
+
+    /// The same as [`NotificationEvent::reason`].
+    pub fn as_str(self) -> &'static str {
+        self.reason()
+    }
+}
+
+display_as_str!(NotificationEvent);
+
 /// The outcome of one notification.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NotificationResult {
     /// `spec.notifications[].name`.
     pub name: String,
     /// What it was about, e.g. `RolledBack`.
-    pub event: String,
+    pub event: NotificationEvent,
     /// Delivered (a 2xx answer).
     pub delivered: bool,
     /// Attempts made.

@@ -49,34 +49,9 @@ const STATUS_CONFLICT_RETRIES: u32 = 5;
 /// Most characters of a receiver's answer body quoted in an error.
 const BODY_QUOTE_CHARS: usize = 200;
 
-/// What a notification is about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum NotificationEvent {
-    /// A new revision started as canary.
-    Started,
-    /// The canary was promoted to stable.
-    Promoted,
-    /// The canary was rolled back (automatically or by `firebreak abort`).
-    RolledBack,
-    /// The canary was held instead of rolled back (common-mode: the baseline is as bad).
-    Held,
-    /// The second-wave check after a rollback ended (recovered or not).
-    SecondWaveEnded,
-}
+pub use crate::api::NotificationEvent;
 
 impl NotificationEvent {
-    /// The CamelCase reason, used as the JSON payload's `event` and in Events and status:
-    /// `RolloutStarted`, `RolloutPromoted`, `RolledBack`, `RolloutHeld`, `SecondWaveEnded`.
-    pub fn reason(self) -> &'static str {
-        match self {
-            NotificationEvent::Started => "RolloutStarted",
-            NotificationEvent::Promoted => "RolloutPromoted",
-            NotificationEvent::RolledBack => "RolledBack",
-            NotificationEvent::Held => "RolloutHeld",
-            NotificationEvent::SecondWaveEnded => "SecondWaveEnded",
-        }
-    }
-
     fn emoji(self) -> &'static str {
         match self {
             NotificationEvent::Started => ":rocket:",
@@ -121,12 +96,6 @@ impl NotificationEvent {
             | Reason::AnalysisUnavailable
             | Reason::AnalysisRecovered => None,
         }
-    }
-}
-
-impl std::fmt::Display for NotificationEvent {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.reason())
     }
 }
 
@@ -573,7 +542,7 @@ impl Delivery {
     ) -> NotificationResult {
         NotificationResult {
             name: name.to_string(),
-            event: event.reason().to_string(),
+            event,
             delivered: self.delivered,
             attempts: self.attempts,
             error: self.error,
@@ -1209,15 +1178,20 @@ status:
         let mut i = incident();
         let r = NotificationResult {
             name: "oncall".into(),
-            event: "SecondWaveEnded".into(),
+            event: NotificationEvent::SecondWaveEnded,
             delivered: true,
             attempts: 1,
-            ..Default::default()
+            error: None,
+            time: None,
         };
         let list = appended(&i, r.clone());
         assert_eq!(list.len(), 3);
         assert_eq!(list[2], r);
-        i.status.as_mut().unwrap().notifications = vec![NotificationResult::default(); 60];
+        let old = NotificationResult {
+            name: "old".into(),
+            ..r.clone()
+        };
+        i.status.as_mut().unwrap().notifications = vec![old; 60];
         let list = appended(&i, r.clone());
         assert_eq!(list.len(), NOTIFICATION_HISTORY_LIMIT);
         assert_eq!(list.last(), Some(&r));

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use firebreak::api::{Incident, Phase, Trigger};
+use firebreak::api::{Incident, NotificationEvent, Phase, Trigger};
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::api::PostParams;
@@ -117,7 +117,7 @@ async fn a_canary_past_its_max_duration_is_rolled_back_with_one_page_and_a_true_
                 let sent = incident.status.as_ref().is_some_and(|s| {
                     s.notifications
                         .iter()
-                        .any(|n| n.event == "RolledBack" && n.delivered)
+                        .any(|n| n.event == NotificationEvent::RolledBack && n.delivered)
                 });
                 sent.then_some(incident)
             }

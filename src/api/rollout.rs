@@ -671,7 +671,7 @@ pub struct TimelineEntry {
 /// Why an automatic rollback (or a hold instead of one) happened: an Incident's trigger, the
 /// rollback's timeline entry and Event reason, and the `trigger` label of
 /// `firebreak_rollback_seconds`. Every variant but [`Trigger::CommonModeHold`] rolls back, and
-/// every one of them notifies ([`Reason::notification`]).
+/// every one of them notifies (`NotificationEvent::for_reason`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
 pub enum Trigger {
     /// The judge found the canary worse than the baseline (or past an absolute ceiling).

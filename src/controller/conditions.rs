@@ -124,8 +124,8 @@ impl State {
             Phase::Paused => State::Paused,
             Phase::Healthy => State::Healthy,
             Phase::RolledBack => State::RolledBack,
-            // Every Degraded phase decide.rs sets is the progress deadline; an invalid spec goes
-            // through set_invalid_spec.
+            // Every Degraded phase decide.rs sets is the progress deadline; an invalid spec or a
+            // refused object goes through `set_degraded` with its cause.
             Phase::Degraded => State::Degraded(Degraded::ProgressDeadline),
         }
     }
@@ -193,16 +193,10 @@ pub fn set(status: &mut RolloutStatus, generation: Option<i64>, now: Timestamp, 
     write(status, state, generation, now, paused);
 }
 
-/// Sets the conditions of a Rollout that is Degraded because its spec fails validation: reason
-/// `InvalidSpec` on `Ready=False`, `Progressing=False` and `Stalled=True` (kstatus: `Failed`, with
-/// `status.message`). Expects `status.phase` Degraded and the validation error in
-/// `status.message`, as `record_invalid_spec` writes them.
-pub fn set_invalid_spec(status: &mut RolloutStatus, generation: Option<i64>, now: Timestamp) {
-    set_degraded(status, generation, now, Degraded::InvalidSpec);
-}
-
-/// Sets the conditions of a Rollout Degraded for `cause`: its reason on `Ready=False`,
-/// `Progressing=False` and `Stalled=True` (kstatus: `Failed`, with `status.message`).
+/// Sets the conditions of a Rollout Degraded for `cause` (an invalid spec, a refused object):
+/// its reason on `Ready=False`, `Progressing=False` and `Stalled=True` (kstatus: `Failed`, with
+/// `status.message`). Expects `status.phase` Degraded and the explanation in `status.message`,
+/// as the controller's `record_degraded` writes them.
 pub fn set_degraded(
     status: &mut RolloutStatus,
     generation: Option<i64>,
@@ -421,7 +415,7 @@ mod tests {
     fn an_invalid_spec_is_stalled_with_its_own_reason_and_message() {
         let message = "invalid spec: spec.selector.matchExpressions: is not supported";
         let mut s = status(Phase::Degraded, message);
-        set_invalid_spec(&mut s, Some(3), at(T0));
+        set_degraded(&mut s, Some(3), at(T0), Degraded::InvalidSpec);
         assert_eq!(
             summary(&s),
             expect(&[
@@ -491,7 +485,7 @@ mod tests {
             Phase::Degraded,
             "invalid spec: spec.replicas: must be 0 or more",
         );
-        set_invalid_spec(&mut s, Some(1), at(T0));
+        set_degraded(&mut s, Some(1), at(T0), Degraded::InvalidSpec);
         s.phase = Some(Phase::Progressing);
         s.message = Some("waiting for pods".into());
         set(&mut s, Some(2), at(T0 + 5), false);

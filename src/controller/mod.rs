@@ -746,7 +746,12 @@ async fn report_invalid(
         ..RolloutStatus::default()
     };
     // Stalled=True with reason InvalidSpec, so kstatus and GitOps tools read it as failed.
-    conditions::set_invalid_spec(&mut status, invalid.metadata.generation, Timestamp::now());
+    conditions::set_degraded(
+        &mut status,
+        invalid.metadata.generation,
+        Timestamp::now(),
+        conditions::Degraded::InvalidSpec,
+    );
     // Conditions carry the time they were set: write only when the report is new, or every
     // write would wake this reconcile again.
     let current = api.get_opt(name).await.map_err(kube_err(format!(

@@ -353,10 +353,9 @@ async fn reconcile_inner(
     }
     let mitigation = match act(&ctx, &rs_api, &rollout, &revisions, &plan).await {
         Ok(mitigation) => mitigation,
-        Err(Error::Refused { object, message }) => {
-            let what = format!(
-                "the API server refused {object}: {message}. Fix spec.template (or the field it names) and apply again"
-            );
+        Err(refused @ Error::Refused { .. }) => {
+            let what =
+                format!("{refused}. Fix spec.template (or the field it names) and apply again");
             record_degraded(
                 &ctx,
                 &api,
@@ -367,7 +366,7 @@ async fn reconcile_inner(
             .await?;
             ctx.metrics
                 .set_rollout_phase(&namespace, &name, Some("Degraded"));
-            return Err(Error::Refused { object, message });
+            return Err(refused);
         }
         Err(e) => return Err(e),
     };
@@ -589,11 +588,9 @@ async fn complete_mitigation(
         }
     };
     incident.spec.mitigation.extend(actions);
-    let decided = incident.spec.anchor.detected_at.as_ref().map(|t| t.0);
-    let last = incident.spec.mitigation.last().map(|m| m.time.0);
-    if let (Some(decided), Some(last)) = (decided, last) {
+    if let Some(decided) = &incident.spec.anchor.detected_at {
         incident.spec.time_to_mitigate_seconds =
-            Some(last.duration_since(decided).as_secs().max(0));
+            crate::incident::record::time_to_mitigate(decided.0, &incident.spec.mitigation);
     }
     let patch = json!({"spec": {
         "mitigation": incident.spec.mitigation,

@@ -52,6 +52,13 @@ pub fn incident_name(rollout: &str, revision: &str, started: Option<&Time>) -> S
     }
 }
 
+/// Seconds from the decision at `decided` to the last mitigation action (none: no mitigation).
+pub fn time_to_mitigate(decided: Timestamp, mitigation: &[MitigationAction]) -> Option<i64> {
+    mitigation
+        .last()
+        .map(|m| m.time.0.duration_since(decided).as_secs().max(0))
+}
+
 /// Builds the Incident object. `stable` and `canary` are the two pod templates; `mitigation` the
 /// actions the act step performed, in order, with their times.
 pub fn build(
@@ -120,8 +127,7 @@ pub fn build(
         .or(plan.canary_started_at.as_ref())
         .map(|t| t.0);
     let time_to_detect_seconds = detect_from.map(|from| now.duration_since(from).as_secs().max(0));
-    let time_to_mitigate_seconds =
-        (!mitigation.is_empty()).then(|| mitigated_at.duration_since(now).as_secs().max(0));
+    let time_to_mitigate_seconds = time_to_mitigate(now, &mitigation);
 
     let name = rollout.name_any();
     let owner = OwnerReference {

@@ -299,3 +299,37 @@ pub struct NotificationResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time: Option<Time>,
 }
+
+/// A notification decided but not yet delivered: the controller's outbox, kept in the Rollout's
+/// `status.pendingNotifications` so that it survives a crash. It is written there before the
+/// first attempt and removed once the receiver answered 2xx (or the attempts ran out; the outcome
+/// is then in the Incident's `status.notifications` and an Event).
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingNotification {
+    /// The idempotency key, sent as the `X-Firebreak-Delivery` header (and `delivery` in JSON
+    /// payloads): the same for every attempt of this notification, across restarts, so a
+    /// receiver can drop a repeat. Shape: `<rollout uid>.<decision time, Unix ms>.<n>`.
+    pub id: String,
+    /// `spec.notifications[].name` of the receiver.
+    pub receiver: String,
+    /// What it is about.
+    pub event: NotificationEvent,
+    /// The revision (pod-template-hash) concerned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+    /// The Incident it is about (for `RolledBack`, `RolloutHeld`, `SecondWaveEnded`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<String>,
+    /// When it was decided.
+    pub decided_at: Time,
+    /// Attempts made so far.
+    #[serde(default)]
+    pub attempts: u32,
+    /// Not before this time (back-off after a failed attempt); absent: at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<Time>,
+    /// The last attempt's error (never the URL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}

@@ -10,8 +10,8 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::ROLLOUT_LABEL;
 use super::duration::{DURATION_PATTERN, DurationString};
+use super::{PendingNotification, ROLLOUT_LABEL};
 
 /// Desired state of a Rollout: a Deployment-like pod template plus how to move it to production.
 #[derive(CustomResource, KubeSchema, Clone, Debug, PartialEq, Deserialize, Serialize)]
@@ -640,6 +640,9 @@ pub struct RolloutStatus {
     /// `Ready`, `Progressing`, `Paused`, and kstatus's `Reconciling` and `Stalled` conditions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// Notifications decided and not yet delivered (the outbox; see [`PendingNotification`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_notifications: Vec<PendingNotification>,
 }
 
 /// Most timeline entries kept in status; older ones are dropped first.
@@ -818,6 +821,13 @@ pub enum Reason {
     BakeFailed,
     /// Held, not rolled back: the baseline is as bad as the canary.
     CommonModeHold,
+    /// The second-wave check after a rollback ended: the stable's error rate went back down.
+    SecondWaveRecovered,
+    /// The second-wave check ended: the stable's error rate is still up, so the problem is
+    /// probably not the rolled-back change.
+    SecondWaveNotRecovered,
+    /// The second-wave check ended without an answer (no error-rate metric, or no data).
+    SecondWaveUnknown,
 }
 
 impl Reason {
@@ -844,6 +854,9 @@ impl Reason {
             Reason::MaxDurationExceeded => "MaxDurationExceeded",
             Reason::BakeFailed => "BakeFailed",
             Reason::CommonModeHold => "CommonModeHold",
+            Reason::SecondWaveRecovered => "SecondWaveRecovered",
+            Reason::SecondWaveNotRecovered => "SecondWaveNotRecovered",
+            Reason::SecondWaveUnknown => "SecondWaveUnknown",
         }
     }
 
@@ -869,7 +882,10 @@ impl Reason {
             | Reason::BakeSuperseded
             | Reason::BakeCompleted
             | Reason::AnalysisUnavailable
-            | Reason::AnalysisRecovered => None,
+            | Reason::AnalysisRecovered
+            | Reason::SecondWaveRecovered
+            | Reason::SecondWaveNotRecovered
+            | Reason::SecondWaveUnknown => None,
         }
     }
 
@@ -895,7 +911,10 @@ impl Reason {
             | Reason::AnalysisInconclusive
             | Reason::MaxDurationExceeded
             | Reason::BakeFailed
-            | Reason::CommonModeHold => false,
+            | Reason::CommonModeHold
+            | Reason::SecondWaveRecovered
+            | Reason::SecondWaveNotRecovered
+            | Reason::SecondWaveUnknown => false,
         }
     }
 
@@ -922,7 +941,21 @@ impl Reason {
             | Reason::AnalysisInconclusive
             | Reason::MaxDurationExceeded
             | Reason::BakeFailed
-            | Reason::CommonModeHold => true,
+            | Reason::CommonModeHold
+            | Reason::SecondWaveRecovered
+            | Reason::SecondWaveNotRecovered
+            | Reason::SecondWaveUnknown => true,
+        }
+    }
+
+    /// The reason that records how a second-wave check ended in `state`; `None` while it runs.
+    pub fn for_second_wave(state: super::SecondWaveState) -> Option<Reason> {
+        use super::SecondWaveState;
+        match state {
+            SecondWaveState::Watching => None,
+            SecondWaveState::Recovered => Some(Reason::SecondWaveRecovered),
+            SecondWaveState::NotRecovered => Some(Reason::SecondWaveNotRecovered),
+            SecondWaveState::Unknown => Some(Reason::SecondWaveUnknown),
         }
     }
 }

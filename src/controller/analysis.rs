@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::ListParams;
-use kube::{Api, Client, ResourceExt};
+use kube::ResourceExt;
+use kube::runtime::reflector::Store;
 
 use crate::analysis::assess::{self, Gate, Observation, Schedule};
 use crate::analysis::crashes::{PodSample, Side, crash_window};
@@ -17,7 +17,10 @@ use crate::api::{
 };
 
 use super::revisions::{baseline_hash, template_hash};
+use super::second_wave;
 use super::validate::{ValidSpec, planned_duration};
+use crate::analysis::judge::Counts;
+use crate::api::Incident;
 
 /// The analysis as the decision sees it.
 #[derive(Clone, Debug, PartialEq)]
@@ -45,7 +48,7 @@ fn gate_of(status: &AnalysisStatus) -> Gate {
 /// Looks at the canary if analysis is configured, a canary of the spec's template is running with
 /// a non-zero weight, and a look is due. `None` when there is nothing to analyse.
 pub async fn observe(
-    client: &Client,
+    pods: &Store<Pod>,
     rollout: &Rollout,
     spec: &ValidSpec,
     now: Timestamp,
@@ -115,7 +118,7 @@ pub async fn observe(
     let namespace = rollout.namespace().unwrap_or_default();
     let needs_pods = analysis.metrics.iter().any(|m| m.crash_rate.is_some());
     let pods = if needs_pods {
-        Some(pod_samples(client, &namespace, &name, &canary, &baseline).await)
+        Some(pod_samples(pods, &namespace, &name, &canary, &baseline))
     } else {
         None
     };
@@ -146,12 +149,11 @@ pub async fn observe(
             }
         } else {
             match &pods {
-                Some(Ok(samples)) => Observation::Crashes(crash_window(
+                Some(samples) => Observation::Crashes(crash_window(
                     samples,
                     &previous.pod_restarts,
                     window as f64,
                 )),
-                Some(Err(e)) => Observation::Unavailable(format!("listing pods: {e}")),
                 None => Observation::Unavailable("no pods listed".into()),
             }
         };
@@ -169,20 +171,18 @@ pub async fn observe(
     })
 }
 
-async fn pod_samples(
-    client: &Client,
+/// The running pods of the canary and baseline arms of `rollout`, from the pod cache.
+fn pod_samples(
+    pods: &Store<Pod>,
     namespace: &str,
     rollout: &str,
     canary: &str,
     baseline: &str,
-) -> Result<Vec<PodSample>, kube::Error> {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let list = pods
-        .list(&ListParams::default().labels(&format!("{ROLLOUT_LABEL}={rollout}")))
-        .await?;
-    Ok(list
-        .items
+) -> Vec<PodSample> {
+    pods.state()
         .iter()
+        .filter(|p| p.namespace().as_deref() == Some(namespace))
+        .filter(|p| p.labels().get(ROLLOUT_LABEL).map(String::as_str) == Some(rollout))
         .filter(|p| p.metadata.deletion_timestamp.is_none())
         .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
         .filter_map(|p| {
@@ -215,5 +215,28 @@ async fn pod_samples(
                 crash_looping,
             })
         })
-        .collect())
+        .collect()
+}
+
+/// The stable's errors and requests over the second-wave watch of `incident` that ended at
+/// `until` (see [`second_wave::Step::Measure`]): the stable revision's counts in the canary arm
+/// of [`Counts`] (both arms are asked the same query), or why they could not be measured.
+pub async fn second_wave(
+    rollout: &Rollout,
+    incident: &Incident,
+    until: Timestamp,
+    window: Duration,
+) -> Result<Counts, String> {
+    let Some(error_rate) = second_wave::metric(rollout).and_then(|m| m.error_rate.as_ref()) else {
+        return Err("no error-rate analysis to compare with".into());
+    };
+    let interval = format!("{}s", window.as_secs());
+    let vars = second_wave::variables(incident, &interval);
+    let arms = Arms {
+        canary: vars.clone(),
+        baseline: vars,
+    };
+    error_counts(&error_rate.prometheus, &arms, until.as_second())
+        .await
+        .map_err(|e| e.to_string())
 }

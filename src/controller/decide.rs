@@ -12,16 +12,19 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::ResourceExt;
 
+use crate::analysis::judge::Counts;
 use crate::api::{
-    PAUSED_ANNOTATION, Phase, REQUEST_ANNOTATION_PREFIX, Reason, Rollout, RolloutStatus,
-    TIMELINE_LIMIT, TimelineEntry, Trigger,
+    Incident, PAUSED_ANNOTATION, PendingNotification, Phase, REQUEST_ANNOTATION_PREFIX, Reason,
+    Rollout, RolloutStatus, SecondWave, SecondWaveState, TIMELINE_LIMIT, TimelineEntry, Trigger,
 };
 
 use super::analysis::AnalysisInput;
 use super::conditions;
+use super::outbox;
 use super::revisions::{
     Arm, DesiredReplicaSet, Revision, baseline_hash, replica_set_name, template_hash,
 };
+use super::second_wave;
 use super::validate::{StepKind, ValidSpec};
 use crate::analysis::assess::Gate;
 use crate::api::OnInconclusive;
@@ -51,6 +54,11 @@ pub struct Observed<'a> {
     pub analysis: Option<&'a AnalysisInput>,
     /// The deployment window (None: no windows apply).
     pub window: Option<WindowGate>,
+    /// The Incident named in `status.incident`, when the cache has it (the second-wave check).
+    pub incident: Option<&'a Incident>,
+    /// The stable's errors and requests over a second-wave watch that has ended
+    /// ([`second_wave::Step::Measure`]), or why they could not be measured.
+    pub second_wave: Option<&'a Result<Counts, String>>,
 }
 
 /// The deployment window as the decision needs it.
@@ -86,6 +94,10 @@ pub struct Plan {
     pub mitigating: bool,
     /// Set the kill switch to its safe value before anything else (any rollback).
     pub flip_kill_switch: bool,
+    /// The second-wave state to record in the status of the Incident `status.incident`.
+    pub second_wave: Option<SecondWave>,
+    /// Notifications given up because the outbox overflowed, to record as failed.
+    pub given_up: Vec<PendingNotification>,
 }
 
 /// One transition, to be published as an Event.
@@ -203,7 +215,8 @@ pub fn decide(observed: &Observed<'_>) -> Plan {
         mitigating: false,
     };
     d.run();
-    d.finish()
+    let wave = d.second_wave(observed.incident, observed.second_wave);
+    d.finish(wave)
 }
 
 impl<'a> Decider<'a> {
@@ -1083,7 +1096,87 @@ impl<'a> Decider<'a> {
         });
     }
 
-    fn finish(mut self) -> Plan {
+    /// The second-wave check's next step (see [`second_wave::step`]): the state to record in
+    /// the Incident, and a transition when the check ends (once: a decision retried after a
+    /// crash finds the end already in the timeline and only records it again in the Incident).
+    fn second_wave(
+        &mut self,
+        incident: Option<&Incident>,
+        measured: Option<&Result<Counts, String>>,
+    ) -> Option<SecondWave> {
+        match second_wave::step(self.rollout, incident, self.now) {
+            second_wave::Step::Idle => None,
+            second_wave::Step::Start { until } => {
+                let incident = incident?;
+                let length = second_wave::window(self.rollout);
+                self.requeue_in(length);
+                Some(second_wave::watching(incident, until, length))
+            }
+            second_wave::Step::Wait(wait) => {
+                self.requeue_in(wait);
+                None
+            }
+            second_wave::Step::Measure { until, window } => {
+                let incident = incident?;
+                let wave = second_wave::conclude(self.rollout, incident, until, window, measured);
+                let since = incident
+                    .metadata
+                    .creation_timestamp
+                    .as_ref()
+                    .map_or(Timestamp::UNIX_EPOCH, |t| t.0);
+                let recorded = self.status.timeline.iter().any(|e| {
+                    e.time.0 >= since
+                        && matches!(
+                            e.reason,
+                            Reason::SecondWaveRecovered
+                                | Reason::SecondWaveNotRecovered
+                                | Reason::SecondWaveUnknown
+                        )
+                });
+                if let Some(reason) = Reason::for_second_wave(wave.state)
+                    && !recorded
+                {
+                    self.record(
+                        reason,
+                        format!("second-wave check: {}", wave.message),
+                        Some(&incident.spec.stable_revision),
+                        wave.state == SecondWaveState::NotRecovered,
+                    );
+                }
+                Some(wave)
+            }
+        }
+    }
+
+    /// The notifications this decision's transitions call for, added to the outbox in status.
+    fn plan_notifications(&mut self) -> Vec<PendingNotification> {
+        let incident = self
+            .incident
+            .as_ref()
+            .map(|i| i.name.clone())
+            .or_else(|| self.status.incident.clone());
+        let revision = self
+            .status
+            .canary_revision
+            .clone()
+            .or_else(|| self.status.rolled_back_revision.clone())
+            .or_else(|| self.status.stable_revision.clone());
+        let fresh = outbox::plan(
+            self.rollout,
+            &self.transitions,
+            revision.as_deref(),
+            incident.as_deref(),
+            self.now,
+        );
+        let given_up = outbox::enqueue(&mut self.status.pending_notifications, fresh);
+        if let Some(wait) = outbox::next_due(&self.status.pending_notifications, self.now) {
+            self.requeue_in(wait);
+        }
+        given_up
+    }
+
+    fn finish(mut self, second_wave: Option<SecondWave>) -> Plan {
+        let given_up = self.plan_notifications();
         let rollout_name = self.rollout.name_any();
         let max_number = self.revisions.iter().map(|r| r.number).max().unwrap_or(0);
         let now_text = self.now.to_string();
@@ -1220,6 +1313,8 @@ impl<'a> Decider<'a> {
             incident: self.incident,
             flip_kill_switch: self.flip_kill_switch || self.mitigating,
             mitigating: self.mitigating,
+            second_wave,
+            given_up,
         }
     }
 

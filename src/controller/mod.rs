@@ -1,126 +1,64 @@
-//! The Rollout controller: observe → decide → act → record.
+//! The Rollout controller: observe → decide → act → record → notify.
 //!
-//! - **observe** reads the Rollout afresh (not from the watch cache, so a status just written is
-//!   never decided on twice) and its ReplicaSets;
-//! - **decide** ([`decide::decide`]) is pure;
-//! - **act** applies ReplicaSets with server-side apply, one field manager, and only when they
-//!   differ from what was observed;
-//! - **record** writes status (server-side apply, only when it changed) and then publishes one
-//!   Event per transition.
+//! - **observe** reads the Rollout, its ReplicaSets, its pods and its latest Incident from the
+//!   caches of the watches the controller runs (an idle, settled Rollout costs no API request);
+//!   a cached Rollout older than the status this controller last wrote is not decided on;
+//! - **decide** ([`decide::decide`]) is pure: ReplicaSets, status, transitions, the Incident, the
+//!   second-wave check, the notifications to send and when to look again;
+//! - **act** ([`act`]) applies ReplicaSets with server-side apply, one field manager, and only
+//!   when they differ from what was observed;
+//! - **record** ([`record`]) writes status (only when it changed, and only on the copy the
+//!   decision was made on) and then publishes one Event per transition;
+//! - **notify** ([`notify`]) attempts the notifications in the status's outbox.
 //!
-//! State lives in the Rollout's status and its ReplicaSets, never in memory.
+//! State lives in the Rollout's status, its ReplicaSets and its Incidents, never in memory.
 
+pub mod act;
 pub mod analysis;
 pub mod conditions;
 pub mod decide;
+pub mod error;
 pub mod leader;
 pub mod mitigate;
+pub mod notify;
+pub mod outbox;
+pub mod record;
 pub mod revisions;
 pub mod second_wave;
 pub mod validate;
 pub mod windows;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::ListParams;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::{Controller, watcher};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
-use serde_json::json;
 use tracing::{info, warn};
 
-use crate::api::{Incident, MitigationAction, Phase, ROLLOUT_LABEL, Rollout, RolloutStatus};
-use crate::traffic::{ReplicaWeighted, TrafficRouter, WeightOutcome};
-use decide::{Observed, Plan};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use revisions::{Revision, build_replica_set};
+use crate::api::{Incident, ROLLOUT_LABEL, Rollout};
+use crate::traffic::ReplicaWeighted;
+use decide::Observed;
+pub use error::{Error, ErrorKind};
+use revisions::Revision;
 
 /// The field manager of every write the controller makes.
 pub const FIELD_MANAGER: &str = "firebreak";
-
-/// Errors of one reconciliation. The variant name is the Event reason and metric label.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// Talking to the API server failed (retried with back-off).
-    #[error("Kubernetes API call failed while {action}: {source}")]
-    Kube {
-        /// What the controller was doing.
-        action: String,
-        /// The underlying error.
-        #[source]
-        source: kube::Error,
-    },
-    /// The API server refused an object the rollout needs as invalid (HTTP 400 or 422), e.g. a
-    /// pod-template annotation over the size limit. Reported in the Rollout's status and as an
-    /// Event; retried slowly, since only a change of the spec can fix it.
-    #[error("the API server refused {object}: {message}")]
-    Refused {
-        /// The object, e.g. `ReplicaSet checkout-bcd5f8x2k9`.
-        object: String,
-        /// The API server's message, which names the field.
-        message: String,
-    },
-    /// The namespace is being deleted: nothing new is created in it.
-    #[error("namespace {namespace} is being deleted; nothing new is created in it")]
-    NamespaceTerminating {
-        /// The namespace.
-        namespace: String,
-    },
-}
-
-impl Error {
-    /// A short, stable label for metrics and Event reasons.
-    pub fn metric_label(&self) -> &'static str {
-        match self {
-            Error::Kube { .. } => "KubeApi",
-            Error::Refused { .. } => "Refused",
-            Error::NamespaceTerminating { .. } => "NamespaceTerminating",
-        }
-    }
-
-    /// How long to wait before trying again: seconds for a failed call, minutes for what only
-    /// a change (of the spec, or the namespace's end) settles.
-    pub fn retry_after(&self) -> Duration {
-        match self {
-            Error::Kube { .. } => Duration::from_secs(5),
-            Error::Refused { .. } | Error::NamespaceTerminating { .. } => Duration::from_secs(300),
-        }
-    }
-}
-
-/// Classifies a failed write of `object` in `namespace`: a refusal of the object itself
-/// ([`Error::Refused`]), a namespace being deleted ([`Error::NamespaceTerminating`]), or any
-/// other API failure.
-fn write_err(object: String, namespace: &str, action: String) -> impl FnOnce(kube::Error) -> Error {
-    let namespace = namespace.to_string();
-    move |source| match &source {
-        kube::Error::Api(e) if e.code == 403 && e.message.contains("being terminated") => {
-            Error::NamespaceTerminating { namespace }
-        }
-        kube::Error::Api(e) if e.code == 400 || e.code == 422 => Error::Refused {
-            object,
-            message: e.message.clone(),
-        },
-        _ => Error::Kube { action, source },
-    }
-}
-
-fn kube_err(action: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
-    let action = action.into();
-    move |source| Error::Kube { action, source }
-}
 
 /// Shared state of the reconcilers.
 pub struct Context {
     /// API client.
     pub client: Client,
-    /// Publishes Kubernetes Events.
+    /// Publishes Kubernetes Events: one recorder for every Event the controller writes.
     pub recorder: Recorder,
     /// Moves traffic (replica-weighted: traffic follows pods).
     pub router: ReplicaWeighted,
@@ -128,6 +66,112 @@ pub struct Context {
     pub windows: windows::WindowDefaults,
     /// The controller's own metrics.
     pub metrics: crate::telemetry::Metrics,
+    /// The ReplicaSets labelled `firebreak.dev/rollout`, as the watch sees them.
+    pub replica_sets: Store<ReplicaSet>,
+    /// The pods labelled `firebreak.dev/rollout` (status and labels; specs are dropped).
+    pub pods: Store<Pod>,
+    /// The Incidents, as the watch sees them.
+    pub incidents: Store<Incident>,
+    /// The HTTP client of every notification (connections are reused).
+    pub http: reqwest::Client,
+    /// The resourceVersion of the status this controller last wrote, per Rollout
+    /// (namespace, name): a cached copy older than it has not caught up yet.
+    written: Mutex<HashMap<(String, String), u64>>,
+}
+
+impl Context {
+    /// A context over `client` whose caches start empty (the watches of [`run`] fill them).
+    pub fn new(
+        client: Client,
+        windows: windows::WindowDefaults,
+        metrics: crate::telemetry::Metrics,
+        caches: Caches,
+    ) -> Context {
+        let recorder = Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "firebreak".into(),
+                instance: std::env::var("POD_NAME").ok(),
+            },
+        );
+        Context {
+            client,
+            recorder,
+            router: ReplicaWeighted,
+            windows,
+            metrics,
+            replica_sets: caches.replica_sets,
+            pods: caches.pods,
+            incidents: caches.incidents,
+            http: reqwest::Client::new(),
+            written: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Remembers the resourceVersion of `written`, the Rollout as a status write returned it.
+    pub fn remember_written(&self, written: &Rollout) {
+        let Some(version) = resource_version(written) else {
+            return;
+        };
+        let key = (written.namespace().unwrap_or_default(), written.name_any());
+        let mut map = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        map.insert(key, version);
+    }
+
+    fn forget_written(&self, namespace: &str, name: &str) {
+        let mut map = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        map.remove(&(namespace.to_string(), name.to_string()));
+    }
+
+    /// Whether the cached `rollout` is older than the status this controller last wrote: then
+    /// its watch event is on the way, and deciding now would decide on a stale status.
+    pub fn is_stale(&self, rollout: &Rollout) -> bool {
+        let key = (rollout.namespace().unwrap_or_default(), rollout.name_any());
+        let map = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        match (map.get(&key), resource_version(rollout)) {
+            (Some(written), Some(cached)) => cached < *written,
+            _ => false,
+        }
+    }
+
+    /// The ReplicaSets owned (as controller) by `rollout`, from the cache.
+    pub fn revisions_of(&self, rollout: &Rollout) -> Vec<Revision> {
+        let namespace = rollout.namespace();
+        let name = rollout.name_any();
+        let uid = rollout.uid();
+        self.replica_sets
+            .state()
+            .iter()
+            .filter(|rs| rs.namespace() == namespace)
+            .filter(|rs| rs.labels().get(ROLLOUT_LABEL) == Some(&name))
+            .filter(|rs| {
+                rs.owner_references()
+                    .iter()
+                    .any(|o| Some(&o.uid) == uid.as_ref() && o.controller == Some(true))
+            })
+            .filter_map(|rs| Revision::from_replica_set(rs))
+            .collect()
+    }
+
+    /// The Incident `name` in `namespace`, from the cache.
+    pub fn incident(&self, namespace: &str, name: &str) -> Option<Arc<Incident>> {
+        self.incidents.get(&ObjectRef::new(name).within(namespace))
+    }
+}
+
+/// resourceVersions are etcd revisions, which grow; one that is not a number is never compared.
+fn resource_version<K: Resource>(object: &K) -> Option<u64> {
+    object.meta().resource_version.as_deref()?.parse().ok()
+}
+
+/// The readers of the caches a [`Context`] reads from.
+pub struct Caches {
+    /// ReplicaSets labelled `firebreak.dev/rollout`.
+    pub replica_sets: Store<ReplicaSet>,
+    /// Pods labelled `firebreak.dev/rollout`.
+    pub pods: Store<Pod>,
+    /// Incidents.
+    pub incidents: Store<Incident>,
 }
 
 /// The controller's metrics and health state, shared with the HTTP endpoints.
@@ -147,14 +191,17 @@ pub async fn run(
     windows: windows::WindowDefaults,
     telemetry: Telemetry,
 ) -> anyhow::Result<()> {
-    let (rollouts, replica_sets): (Api<DeserializeGuard<Rollout>>, Api<ReplicaSet>) =
-        match &namespace {
-            Some(ns) => (
-                Api::namespaced(client.clone(), ns),
-                Api::namespaced(client.clone(), ns),
-            ),
-            None => (Api::all(client.clone()), Api::all(client.clone())),
-        };
+    fn api<K>(client: &Client, namespace: &Option<String>) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        K::DynamicType: Default,
+    {
+        match namespace {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        }
+    }
+    let rollouts: Api<DeserializeGuard<Rollout>> = api(&client, &namespace);
     // Started together with the CRDs (a GitOps sync, `kubectl apply -f` of a directory), the
     // controller may come up before the API server serves Rollouts: wait for it, saying why.
     let mut waited = 0u32;
@@ -171,44 +218,86 @@ pub async fn run(
     if waited > 0 {
         info!("the Rollout CRD is established");
     }
-    let recorder = Recorder::new(
-        client.clone(),
-        Reporter {
-            controller: "firebreak".into(),
-            instance: std::env::var("POD_NAME").ok(),
-        },
-    );
-    telemetry.health.set_ready(true);
-    let context = Arc::new(Context {
+    let labelled = || watcher::Config::default().labels(ROLLOUT_LABEL);
+    let (replica_sets, writer) = reflector::store();
+    let replica_set_events = watcher(api::<ReplicaSet>(&client, &namespace), labelled())
+        .default_backoff()
+        .modify(|rs| rs.managed_fields_mut().clear())
+        .reflect(writer)
+        .touched_objects();
+    // Pods only feed the crash analysis: they fill a cache and never trigger a reconcile.
+    let (pods, writer) = reflector::store();
+    let pod_events = watcher(api::<Pod>(&client, &namespace), labelled())
+        .default_backoff()
+        .modify(|pod| {
+            pod.managed_fields_mut().clear();
+            pod.annotations_mut().clear();
+            pod.spec = None;
+        })
+        .reflect(writer)
+        .touched_objects()
+        .for_each(|_| futures::future::ready(()));
+    let (incidents, writer) = reflector::store();
+    let incident_events = watcher(
+        api::<Incident>(&client, &namespace),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .modify(|i| i.managed_fields_mut().clear())
+    .reflect(writer)
+    .touched_objects();
+    let context = Arc::new(Context::new(
         client,
-        recorder,
-        router: ReplicaWeighted,
         windows,
-        metrics: telemetry.metrics.clone(),
-    });
+        telemetry.metrics.clone(),
+        Caches {
+            replica_sets,
+            pods,
+            incidents,
+        },
+    ));
+    let (rollout_store, writer) = reflector::store();
+    let forget = context.clone();
+    let rollout_events = watcher(rollouts, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .inspect_ok(move |event| {
+            if let watcher::Event::Delete(guard) = event {
+                let (namespace, name) = (guard.namespace().unwrap_or_default(), guard.name_any());
+                forget.metrics.set_rollout_phase(&namespace, &name, None);
+                forget.forget_written(&namespace, &name);
+            }
+        })
+        .applied_objects();
+    telemetry.health.set_ready(true);
     info!(
         namespace = namespace.as_deref().unwrap_or("(all)"),
         "controller started"
     );
-    Controller::new(rollouts, watcher::Config::default())
-        .owns(
-            replica_sets,
-            watcher::Config::default().labels(ROLLOUT_LABEL),
-        )
+    let controller = Controller::for_stream(rollout_events, rollout_store)
+        .owns_stream(replica_set_events)
+        .watches_stream(incident_events, |incident: Incident| {
+            let namespace = incident.namespace()?;
+            Some(ObjectRef::new(&incident.spec.rollout).within(&namespace))
+        })
         .shutdown_on_signal()
         .run(reconcile, error_policy, context)
         .for_each(|result| async move {
             if let Err(e) = result {
                 warn!(error = %e, "reconcile failed");
             }
-        })
-        .await;
+        });
+    // The pod cache lives as long as the controller; the controller ends on a signal.
+    tokio::select! {
+        () = controller => {}
+        () = pod_events => warn!("the pod watch ended"),
+    }
     info!("controller stopped");
     Ok(())
 }
 
 fn error_policy(_: Arc<DeserializeGuard<Rollout>>, error: &Error, ctx: Arc<Context>) -> Action {
-    warn!(error = %error, kind = error.metric_label(), "retrying");
+    warn!(error = %error, kind = %error.kind(), "retrying");
     ctx.metrics.record_error(error.metric_label());
     Action::requeue(error.retry_after())
 }
@@ -244,89 +333,71 @@ async fn reconcile_inner(
     guard: Arc<DeserializeGuard<Rollout>>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
-    let cached = match &guard.0 {
+    let rollout = match &guard.0 {
         Ok(rollout) => rollout,
         Err(invalid) => {
-            report_invalid(&ctx, invalid).await?;
+            record::report_invalid(&ctx, invalid).await?;
             return Ok(Action::await_change());
         }
     };
-    let name = cached.name_any();
-    let namespace = cached.namespace().unwrap_or_default();
-    let api: Api<Rollout> = Api::namespaced(ctx.client.clone(), &namespace);
-
-    // Observe, fresh: the watch cache may not yet hold the status this controller just wrote.
-    let rollout = match api
-        .get_opt(&name)
-        .await
-        .map_err(kube_err(format!("reading Rollout {namespace}/{name}")))?
-    {
-        Some(r) => r,
-        None => {
-            ctx.metrics.set_rollout_phase(&namespace, &name, None);
-            return Ok(Action::await_change());
-        }
-    };
+    let name = rollout.name_any();
+    let namespace = rollout.namespace().unwrap_or_default();
     if rollout.metadata.deletion_timestamp.is_some() {
         ctx.metrics.set_rollout_phase(&namespace, &name, None);
         return Ok(Action::await_change());
     }
-    // The name is a label value on every ReplicaSet and pod (`firebreak.dev/rollout`); the CRD
-    // refuses longer names, but an object stored before that rule may have one.
-    let checked = if name.len() > validate::MAX_NAME_LENGTH {
-        Err(validate::SpecError::Field {
-            field: "metadata.name".into(),
-            message: format!(
-                "is {} characters; a Rollout's name is a label value, at most {}: recreate the Rollout with a shorter name",
-                name.len(),
-                validate::MAX_NAME_LENGTH
-            ),
-        })
-    } else {
-        validate::validate(&rollout.spec)
-    };
-    let spec = match checked {
+    // Observe, from the caches. A copy older than the status just written waits for its watch
+    // event (which triggers this reconcile again), so no decision is made twice.
+    if ctx.is_stale(rollout) {
+        tracing::debug!("the cache has not caught up with the last status write yet");
+        return Ok(Action::requeue(Duration::from_secs(2)));
+    }
+    let api: Api<Rollout> = Api::namespaced(ctx.client.clone(), &namespace);
+    let spec = match checked_spec(rollout) {
         Ok(spec) => spec,
         Err(e) => {
-            record_degraded(
+            let error = Error::InvalidSpec {
+                message: e.to_string(),
+            };
+            record::record_degraded(
                 &ctx,
                 &api,
-                &rollout,
+                rollout,
                 conditions::Degraded::InvalidSpec,
-                &format!("invalid spec: {e}"),
+                &error.to_string(),
             )
             .await?;
             ctx.metrics
                 .set_rollout_phase(&namespace, &name, Some("Degraded"));
-            return Ok(Action::await_change());
+            return Err(error);
         }
     };
-    let rs_api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &namespace);
-    let owned = rs_api
-        .list(&ListParams::default().labels(&format!("{ROLLOUT_LABEL}={name}")))
-        .await
-        .map_err(kube_err("listing ReplicaSets"))?;
-    let uid = rollout.uid();
-    let revisions: Vec<Revision> = owned
-        .items
-        .iter()
-        .filter(|rs| {
-            rs.owner_references()
-                .iter()
-                .any(|o| Some(&o.uid) == uid.as_ref() && o.controller == Some(true))
-        })
-        .filter_map(Revision::from_replica_set)
-        .collect();
-
+    let revisions = ctx.revisions_of(rollout);
     let now = Timestamp::now();
-    let analysis = analysis::observe(&ctx.client, &rollout, &spec, now).await;
+    let analysis = analysis::observe(&ctx.pods, rollout, &spec, now).await;
+    let incident = rollout
+        .status
+        .as_ref()
+        .and_then(|s| s.incident.as_deref())
+        .and_then(|i| ctx.incident(&namespace, i));
+    let measured = match second_wave::step(rollout, incident.as_deref(), now) {
+        second_wave::Step::Measure { until, window } => match incident.as_deref() {
+            Some(incident) => Some(analysis::second_wave(rollout, incident, until, window).await),
+            None => None,
+        },
+        second_wave::Step::Idle | second_wave::Step::Start { .. } | second_wave::Step::Wait(_) => {
+            None
+        }
+    };
     let plan = decide::decide(&Observed {
-        rollout: &rollout,
+        rollout,
         spec: &spec,
         revisions: &revisions,
         now,
         analysis: analysis.as_ref(),
-        window: ctx.windows.gate(&rollout, now),
+        window: ctx.windows.gate(rollout, now),
+        incident: incident.as_deref(),
+        second_wave: measured.as_ref(),
     });
 
     if let Some(a) = &analysis {
@@ -346,20 +417,21 @@ async fn reconcile_inner(
         .replica_sets
         .iter()
         .any(|d| !revisions.iter().any(|r| r.name == d.name));
-    if creates && namespace_terminating(&ctx, &namespace).await? {
+    if creates && act::namespace_terminating(&ctx, &namespace).await? {
         info!("namespace is being deleted: no new ReplicaSet is created in it");
         ctx.metrics.set_rollout_phase(&namespace, &name, None);
         return Ok(Action::await_change());
     }
-    let mitigation = match act(&ctx, &rs_api, &rollout, &revisions, &plan).await {
+    let rs_api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &namespace);
+    let mitigation = match act::act(&ctx, &rs_api, rollout, &revisions, &plan).await {
         Ok(mitigation) => mitigation,
         Err(refused @ Error::Refused { .. }) => {
             let what =
                 format!("{refused}. Fix spec.template (or the field it names) and apply again");
-            record_degraded(
+            record::record_degraded(
                 &ctx,
                 &api,
-                &rollout,
+                rollout,
                 conditions::Degraded::ObjectRefused,
                 &what,
             )
@@ -383,398 +455,53 @@ async fn reconcile_inner(
         ctx.metrics
             .observe_rollback(seconds, incident.trigger.as_str());
     }
-    let incident = match &plan.incident {
-        Some(incident) => Some(
-            create_incident(&ctx, &rollout, &spec, &revisions, incident, mitigation, now).await?,
-        ),
+    match &plan.incident {
+        Some(incident) => {
+            act::create_incident(&ctx, rollout, &spec, &revisions, incident, mitigation, now)
+                .await?;
+        }
         None => {
             // Mitigation that finishes after the decision (the bad revision of a failed bake
             // drains once the previous one can carry the load) completes the existing record.
             if !mitigation.is_empty()
                 && let Some(name) = plan.status.incident.as_deref()
             {
-                complete_mitigation(&ctx, &namespace, name, mitigation).await;
+                act::complete_mitigation(&ctx, &namespace, name, mitigation).await;
             }
-            None
         }
-    };
-    record(&ctx, &api, &rollout, &plan).await?;
+    }
+    let written = record::record(&ctx, &api, rollout, &plan).await?;
+    if let (Some(wave), Some(incident)) = (&plan.second_wave, plan.status.incident.as_deref()) {
+        record::write_second_wave(&ctx, &namespace, incident, wave).await;
+    }
     let phase = plan.status.phase.map(|p| p.to_string());
     ctx.metrics
         .set_rollout_phase(&namespace, &name, phase.as_deref());
-    notify(&ctx, &rollout, &plan, incident);
-    let second_wave = second_wave::check(&ctx, &rollout, Timestamp::now()).await;
-    let requeue = second_wave.map_or(plan.requeue_after, |w| w.min(plan.requeue_after));
+    let current = written.as_ref().unwrap_or(rollout);
+    let next_attempt = notify::send_due(&ctx, &api, current, &plan.given_up).await?;
+    let requeue = next_attempt.map_or(plan.requeue_after, |n| {
+        plan.requeue_after.min(n.max(Duration::from_secs(1)))
+    });
     Ok(Action::requeue(requeue))
 }
 
-/// Applies the planned ReplicaSets (only those that differ) and deletes the retired ones. In a
-/// rollback the kill switch is flipped first and traffic moved before the canary shrinks; the
-/// mitigation actions are returned with their times, for the Incident.
-async fn act(
-    ctx: &Context,
-    api: &Api<ReplicaSet>,
-    rollout: &Rollout,
-    observed: &[Revision],
-    plan: &Plan,
-) -> Result<Vec<MitigationAction>, Error> {
-    let mut mitigation = Vec::new();
-    if plan.flip_kill_switch
-        && let Some(kill_switch) = &rollout.spec.kill_switch
-    {
-        let namespace = rollout.namespace().unwrap_or_default();
-        mitigation.extend(mitigate::flip(&ctx.client, &namespace, kill_switch).await);
-    }
-    let weight = plan.status.canary_weight.clamp(0, 100) as u8;
-    match ctx.router.set_weight(weight).await {
-        Ok(WeightOutcome::Routed) if plan.mitigating => mitigation.push(MitigationAction {
-            time: Time(Timestamp::now()),
-            action: "TrafficToStable".into(),
-            detail: format!("router {}: canary weight 0%", ctx.router.name()),
-        }),
-        Ok(_) => {}
-        Err(e) => warn!(error = %e, "traffic router failed"),
-    }
-    let apply = PatchParams::apply(FIELD_MANAGER).force();
-    for desired in &plan.replica_sets {
-        let unchanged = observed.iter().any(|r| {
-            r.name == desired.name
-                && r.desired == desired.replicas
-                && r.number == desired.number
-                && r.promoted_at == desired.promoted_at
-        });
-        if unchanged {
-            continue;
-        }
-        let rs = build_replica_set(rollout, desired);
-        api.patch(&desired.name, &apply, &Patch::Apply(&rs))
-            .await
-            .map_err(write_err(
-                format!("ReplicaSet {}", desired.name),
-                &rollout.namespace().unwrap_or_default(),
-                format!(
-                    "applying ReplicaSet {} ({} replicas)",
-                    desired.name, desired.replicas
-                ),
-            ))?;
-    }
-    let rolled_back = plan.status.rolled_back_revision.as_deref();
-    let shrunk: Vec<String> = plan
-        .replica_sets
-        .iter()
-        .filter(|d| {
-            d.replicas == 0
-                && (plan.mitigating || Some(d.hash.as_str()) == rolled_back)
-                && observed.iter().any(|r| r.name == d.name && r.desired > 0)
-        })
-        .map(|d| d.name.clone())
-        .collect();
-    if plan.mitigating || !shrunk.is_empty() {
-        mitigation.push(MitigationAction {
-            time: Time(Timestamp::now()),
-            action: "CanaryScaledDown".into(),
-            detail: format!(
-                "{} scaled to 0 pods; without a traffic router traffic follows pods, so the stable serves all requests",
-                if shrunk.is_empty() { "the canary ReplicaSet".to_string() } else { shrunk.join(", ") }
-            ),
-        });
-    }
-    // A rollback during the bake grows the previous revision back before the bad one drains
-    // (it serves all traffic, so shrinking it first would leave too few pods).
-    if let Some(incident) = plan
-        .incident
-        .as_ref()
-        .filter(|i| i.trigger == crate::api::Trigger::BakeFailed)
-        && let Some(restored) = plan
-            .replica_sets
-            .iter()
-            .find(|d| d.hash == incident.stable_revision)
-    {
-        mitigation.push(MitigationAction {
-            time: Time(Timestamp::now()),
-            action: "StableScaledUp".into(),
-            detail: format!(
-                "previous revision {} ({}) scaled to {} pods; revision {} drains once they are available",
-                incident.stable_revision, restored.name, restored.replicas, incident.revision
-            ),
-        });
-    }
-    for name in &plan.delete {
-        match api.delete(name, &DeleteParams::background()).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(e)) if e.code == 404 => {}
-            Err(e) => return Err(kube_err(format!("deleting ReplicaSet {name}"))(e)),
-        }
-    }
-    Ok(mitigation)
-}
-
-/// Sends the notifications the decision's transitions call for, in the background: a receiver
-/// never delays the controller.
-fn notify(ctx: &Context, rollout: &Rollout, plan: &Plan, incident: Option<Incident>) {
-    use crate::incident::notify::{NotificationEvent, spawn};
-    if rollout.spec.notifications.is_empty() {
-        return;
-    }
-    let mut now = rollout.clone();
-    now.status = Some(plan.status.clone());
-    for transition in &plan.transitions {
-        let Some(event) = NotificationEvent::for_reason(transition.reason) else {
-            continue;
-        };
-        let about = matches!(
-            event,
-            NotificationEvent::RolledBack | NotificationEvent::Held
-        )
-        .then(|| incident.clone())
-        .flatten();
-        spawn(ctx.client.clone(), &now, event, about);
-    }
-}
-
-/// Creates the Incident a decision planned; one that already exists (a retried decision after a
-/// crash) is left as it is. Returns the record.
-async fn create_incident(
-    ctx: &Context,
-    rollout: &Rollout,
-    spec: &validate::ValidSpec,
-    revisions: &[Revision],
-    plan: &crate::incident::record::IncidentPlan,
-    mut mitigation: Vec<MitigationAction>,
-    now: Timestamp,
-) -> Result<Incident, Error> {
-    if plan.triage == crate::api::Triage::CommonMode {
-        mitigation.push(MitigationAction {
-            time: Time(now),
-            action: "Held".into(),
-            detail: "rollout held at its step; nothing rolled back, since the baseline is as bad as the canary".into(),
-        });
-    }
-    let stable = revisions
-        .iter()
-        .find(|r| r.hash == plan.stable_revision && r.arm == revisions::Arm::Revision)
-        .map(|r| &r.template);
-    let incident =
-        crate::incident::record::build(rollout, plan, stable, &spec.template, mitigation, now);
-    let api: Api<Incident> =
-        Api::namespaced(ctx.client.clone(), &rollout.namespace().unwrap_or_default());
-    match api
-        .create(&kube::api::PostParams::default(), &incident)
-        .await
-    {
-        Ok(_) => info!(incident = %plan.name, rollout = %rollout.name_any(), "incident recorded"),
-        Err(kube::Error::Api(e)) if e.code == 409 => {}
-        Err(e) => return Err(kube_err(format!("creating Incident {}", plan.name))(e)),
-    }
-    Ok(incident)
-}
-
-/// Appends mitigation `actions` done after the Incident `name` was written to its record, and
-/// recomputes its time-to-mitigate (from the decision to the last action). A record that cannot
-/// be updated is logged, never retried at the cost of the rollout.
-async fn complete_mitigation(
-    ctx: &Context,
-    namespace: &str,
-    name: &str,
-    actions: Vec<MitigationAction>,
-) {
-    let api: Api<Incident> = Api::namespaced(ctx.client.clone(), namespace);
-    let mut incident = match api.get_opt(name).await {
-        Ok(Some(incident)) => incident,
-        Ok(None) => return,
-        Err(e) => {
-            warn!(incident = %name, error = %e, "could not read the Incident to complete its mitigation");
-            return;
-        }
-    };
-    incident.spec.mitigation.extend(actions);
-    if let Some(decided) = &incident.spec.anchor.detected_at {
-        incident.spec.time_to_mitigate_seconds =
-            crate::incident::record::time_to_mitigate(decided.0, &incident.spec.mitigation);
-    }
-    let patch = json!({"spec": {
-        "mitigation": incident.spec.mitigation,
-        "timeToMitigateSeconds": incident.spec.time_to_mitigate_seconds,
-    }});
-    if let Err(e) = api
-        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-    {
-        warn!(incident = %name, error = %e, "could not complete the Incident's mitigation");
-    }
-}
-
-/// Writes the status when it changed, then publishes the transitions as Events.
-async fn record(
-    ctx: &Context,
-    api: &Api<Rollout>,
-    rollout: &Rollout,
-    plan: &Plan,
-) -> Result<(), Error> {
+/// The Rollout's spec, checked by the controller (what the CRD's schema and CEL rules cannot
+/// check, and objects stored before a rule existed).
+fn checked_spec(rollout: &Rollout) -> Result<validate::ValidSpec, validate::SpecError> {
     let name = rollout.name_any();
-    if rollout.status.as_ref() != Some(&plan.status) {
-        apply_status(api, &name, &plan.status).await?;
+    // The name is a label value on every ReplicaSet and pod (`firebreak.dev/rollout`); the CRD
+    // refuses longer names, but an object stored before that rule may have one.
+    if name.len() > validate::MAX_NAME_LENGTH {
+        return Err(validate::SpecError::Field {
+            field: "metadata.name".into(),
+            message: format!(
+                "is {} characters; a Rollout's name is a label value, at most {}: recreate the Rollout with a shorter name",
+                name.len(),
+                validate::MAX_NAME_LENGTH
+            ),
+        });
     }
-    let reference = rollout.object_ref(&());
-    for t in &plan.transitions {
-        info!(rollout = %name, namespace = rollout.namespace().unwrap_or_default(), reason = %t.reason, "{}", t.message);
-        let event = Event {
-            type_: if t.warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
-            reason: t.reason.to_string(),
-            note: Some(truncate(&t.message, 1000)),
-            action: "Reconcile".into(),
-            secondary: None,
-        };
-        // An Event that cannot be published must not undo a rollout step already recorded.
-        if let Err(e) = ctx.recorder.publish(&event, &reference).await {
-            warn!(error = %e, "could not publish Event");
-        }
-    }
-    Ok(())
-}
-
-async fn apply_status(api: &Api<Rollout>, name: &str, status: &RolloutStatus) -> Result<(), Error> {
-    let body = json!({
-        "apiVersion": Rollout::api_version(&()),
-        "kind": Rollout::kind(&()),
-        "status": status,
-    });
-    api.patch_status(
-        name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&body),
-    )
-    .await
-    .map_err(kube_err(format!("writing status of Rollout {name}")))?;
-    Ok(())
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
-}
-
-/// Whether `namespace` is being deleted (read only when a new object is about to be created).
-async fn namespace_terminating(ctx: &Context, namespace: &str) -> Result<bool, Error> {
-    let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(ctx.client.clone());
-    match api.get_opt(namespace).await {
-        Ok(ns) => Ok(ns.is_none_or(|ns| ns.metadata.deletion_timestamp.is_some())),
-        // Without permission to read it (RBAC from before this check), the write itself tells:
-        // a refusal for a namespace being deleted backs off (`Error::NamespaceTerminating`).
-        Err(kube::Error::Api(e)) if e.code == 403 => {
-            tracing::debug!(error = %e, "cannot read the namespace; assuming it is not being deleted");
-            Ok(false)
-        }
-        Err(e) => Err(kube_err(format!("reading namespace {namespace}"))(e)),
-    }
-}
-
-/// A Rollout the controller cannot act on (its spec fails validation, or the API server refused
-/// an object it needs): say so in status (phase Degraded, the message naming the field and the
-/// fix, conditions with the cause's reason) and as a Warning Event with that reason, and leave
-/// the ReplicaSets as they are. Writes only when the status would change.
-async fn record_degraded(
-    ctx: &Context,
-    api: &Api<Rollout>,
-    rollout: &Rollout,
-    cause: conditions::Degraded,
-    message: &str,
-) -> Result<(), Error> {
-    let mut status = rollout.status.clone().unwrap_or_default();
-    status.phase = Some(Phase::Degraded);
-    status.message = Some(message.to_string());
-    status.observed_generation = rollout.metadata.generation;
-    conditions::set_degraded(
-        &mut status,
-        rollout.metadata.generation,
-        Timestamp::now(),
-        cause,
-    );
-    if rollout.status.as_ref() != Some(&status) {
-        apply_status(api, &rollout.name_any(), &status).await?;
-    }
-    if rollout.status.as_ref().and_then(|s| s.message.as_deref()) != status.message.as_deref() {
-        let event = Event {
-            type_: EventType::Warning,
-            reason: cause.reason().as_str().into(),
-            note: Some(truncate(message, 1000)),
-            action: "Reconcile".into(),
-            secondary: None,
-        };
-        if let Err(e) = ctx.recorder.publish(&event, &rollout.object_ref(&())).await {
-            warn!(error = %e, "could not publish Event");
-        }
-    }
-    Ok(())
-}
-
-/// An object that does not even deserialize: report it in its status and move on.
-async fn report_invalid(
-    ctx: &Context,
-    invalid: &kube::core::error_boundary::InvalidObject,
-) -> Result<(), Error> {
-    let (Some(name), Some(namespace)) = (&invalid.metadata.name, &invalid.metadata.namespace)
-    else {
-        return Ok(());
-    };
-    warn!(rollout = %name, namespace = %namespace, error = %invalid.error, "Rollout does not deserialize");
-    let api: Api<kube::api::DynamicObject> = Api::namespaced_with(
-        ctx.client.clone(),
-        namespace,
-        &kube::api::ApiResource::erase::<Rollout>(&()),
-    );
-    let mut status = RolloutStatus {
-        phase: Some(Phase::Degraded),
-        message: Some(format!(
-            "invalid spec: the Rollout cannot be read by the controller: {}",
-            invalid.error
-        )),
-        observed_generation: invalid.metadata.generation,
-        ..RolloutStatus::default()
-    };
-    // Stalled=True with reason InvalidSpec, so kstatus and GitOps tools read it as failed.
-    conditions::set_degraded(
-        &mut status,
-        invalid.metadata.generation,
-        Timestamp::now(),
-        conditions::Degraded::InvalidSpec,
-    );
-    // Conditions carry the time they were set: write only when the report is new, or every
-    // write would wake this reconcile again.
-    let current = api.get_opt(name).await.map_err(kube_err(format!(
-        "reading invalid Rollout {namespace}/{name}"
-    )))?;
-    let reported = current
-        .as_ref()
-        .and_then(|o| o.data["status"]["message"].as_str());
-    if reported == status.message.as_deref() {
-        return Ok(());
-    }
-    let body = json!({
-        "apiVersion": Rollout::api_version(&()),
-        "kind": Rollout::kind(&()),
-        "status": status,
-    });
-    api.patch_status(
-        name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&body),
-    )
-    .await
-    .map_err(kube_err(format!(
-        "reporting invalid Rollout {namespace}/{name}"
-    )))?;
-    Ok(())
+    validate::validate(&rollout.spec)
 }
 
 #[cfg(test)]

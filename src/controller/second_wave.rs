@@ -1,24 +1,19 @@
 //! The second-wave check: after a rollback, keep watching the stable revision for a short window
 //! and record whether its error rate went back to its level during the canary. If it did not,
 //! the problem is probably not the rolled-back change, and people are told so.
+//!
+//! Pure: [`step`] says what to do next, the controller's observe phase measures when it says
+//! [`Step::Measure`], and [`conclude`] turns the numbers into the recorded end.
 
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use kube::api::{Patch, PatchParams};
-use kube::runtime::events::{Event, EventType};
-use kube::{Api, Resource, ResourceExt};
-use serde_json::json;
-use tracing::warn;
 
 use crate::analysis::assess;
 use crate::analysis::judge::{Counts, Evidence, MetricKind, Policy, Verdict, judge};
-use crate::analysis::prometheus::{Arms, error_counts};
 use crate::analysis::template::Variables;
 use crate::api::{Incident, Phase, Rollout, SecondWave, SecondWaveState, Triage};
-
-use super::Context;
 
 /// Shortest second-wave window.
 pub const MIN_WINDOW: Duration = Duration::from_secs(10);
@@ -67,180 +62,193 @@ pub fn recovered(
     )
 }
 
-/// Runs the check for a rolled-back Rollout whose latest Incident has not finished it. Returns
-/// when to look again while the watch runs.
-pub async fn check(ctx: &Context, rollout: &Rollout, now: Timestamp) -> Option<Duration> {
-    let status = rollout.status.as_ref()?;
-    if status.phase != Some(Phase::RolledBack) {
-        return None;
+/// What the second-wave check does next, decided from the Rollout and its latest Incident.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Step {
+    /// Nothing: the Rollout is not rolled back, has no Incident (or it is not in the cache yet),
+    /// the Incident is a common-mode hold, or the check has ended.
+    Idle,
+    /// Start watching the stable revision until `until`.
+    Start {
+        /// When the watch ends: now plus [`window`].
+        until: Timestamp,
+    },
+    /// Watching: look again after this long.
+    Wait(Duration),
+    /// The watch is over: measure the stable's errors over the `window` that ended at `until`,
+    /// then [`conclude`].
+    Measure {
+        /// When the watch ended.
+        until: Timestamp,
+        /// Its length.
+        window: Duration,
+    },
+}
+
+/// The next step of the check for `rollout`, whose latest Incident (`status.incident`) is
+/// `incident`, at `now`. Pure.
+pub fn step(rollout: &Rollout, incident: Option<&Incident>, now: Timestamp) -> Step {
+    let Some(status) = rollout.status.as_ref() else {
+        return Step::Idle;
+    };
+    let (Some(name), Some(incident)) = (status.incident.as_deref(), incident) else {
+        return Step::Idle;
+    };
+    if status.phase != Some(Phase::RolledBack)
+        || incident.metadata.name.as_deref() != Some(name)
+        || incident.spec.triage == Triage::CommonMode
+    {
+        return Step::Idle;
     }
-    let name = status.incident.clone()?;
-    let namespace = rollout.namespace().unwrap_or_default();
-    let api: Api<Incident> = Api::namespaced(ctx.client.clone(), &namespace);
-    let incident = api.get_opt(&name).await.ok()??;
-    if incident.spec.triage == Triage::CommonMode {
-        return None;
-    }
-    let params = PatchParams::apply("firebreak-second-wave");
-    let write = |wave: SecondWave| {
-        let api = api.clone();
-        let name = name.clone();
-        async move {
-            let body = json!({"status": {"secondWave": wave}});
-            if let Err(e) = api.patch_status(&name, &params, &Patch::Merge(&body)).await {
-                warn!(incident = %name, error = %e, "could not record the second-wave check");
+    let length = window(rollout);
+    match incident
+        .status
+        .as_ref()
+        .and_then(|s| s.second_wave.as_ref())
+    {
+        None => match SignedDuration::try_from(length)
+            .ok()
+            .and_then(|d| now.checked_add(d).ok())
+        {
+            Some(until) => Step::Start { until },
+            None => Step::Idle,
+        },
+        Some(wave) if wave.state == SecondWaveState::Watching => {
+            let until = wave.until.as_ref().map_or(now, |t| t.0);
+            if now < until {
+                Step::Wait(Duration::try_from(until.duration_since(now)).unwrap_or(MIN_WINDOW))
+            } else {
+                Step::Measure {
+                    until,
+                    window: length,
+                }
             }
         }
-    };
-    let wave = incident.status.as_ref().and_then(|s| s.second_wave.clone());
-    let length = window(rollout);
-    let until = match &wave {
-        None => {
-            let until = now
-                .checked_add(SignedDuration::try_from(length).ok()?)
-                .ok()?;
-            write(SecondWave {
-                state: SecondWaveState::Watching,
-                until: Some(Time(until)),
-                message: format!(
-                    "watching stable revision {} for {}s after the rollback",
-                    incident.spec.stable_revision,
-                    length.as_secs()
-                ),
-            })
-            .await;
-            return Some(length);
-        }
-        Some(w) if w.state == SecondWaveState::Watching => w.until.clone().map_or(now, |t| t.0),
-        Some(_) => return None,
-    };
-    if now < until {
-        return Some(Duration::try_from(until.duration_since(now)).unwrap_or(MIN_WINDOW));
+        Some(_) => Step::Idle,
     }
+}
 
-    // The watch is over: compare the stable's error rate now with the baseline's during the canary.
-    let metric = rollout
+/// The state to record when the watch starts.
+pub fn watching(incident: &Incident, until: Timestamp, length: Duration) -> SecondWave {
+    SecondWave {
+        state: SecondWaveState::Watching,
+        until: Some(Time(until)),
+        message: format!(
+            "watching stable revision {} for {}s after the rollback",
+            incident.spec.stable_revision,
+            length.as_secs()
+        ),
+    }
+}
+
+/// The error-rate metric the check measures the stable with: the Rollout's first `errorRate`
+/// metric, if any.
+pub fn metric(rollout: &Rollout) -> Option<&crate::api::Metric> {
+    rollout
         .spec
         .analysis
         .as_ref()
-        .and_then(|a| a.metrics.iter().find(|m| m.error_rate.is_some()));
-    let evidence = incident
+        .and_then(|a| a.metrics.iter().find(|m| m.error_rate.is_some()))
+}
+
+/// The template variables of the measurement: the stable revision, as the `baseline` arm, over
+/// the `interval` (e.g. `40s`) of the watch.
+pub fn variables<'a>(incident: &'a Incident, interval: &'a str) -> Variables<'a> {
+    Variables {
+        revision: &incident.spec.stable_revision,
+        arm: "baseline",
+        namespace: incident.metadata.namespace.as_deref().unwrap_or_default(),
+        rollout: &incident.spec.rollout,
+        interval,
+    }
+}
+
+/// How the check ends, from the stable's counts over the watch (`after`: errors as events and
+/// requests as exposure in the canary arm of [`Counts`], or why they could not be measured):
+/// compares them with the baseline's rate during the canary, as recorded in the Incident's
+/// evidence (`spec.location`). Pure.
+pub fn conclude(
+    rollout: &Rollout,
+    incident: &Incident,
+    until: Timestamp,
+    length: Duration,
+    after: Option<&Result<Counts, String>>,
+) -> SecondWave {
+    let metric = metric(rollout);
+    let before = incident
         .spec
         .location
         .iter()
         .find(|l| Some(&l.metric) == metric.map(|m| &m.name));
-    let (state, message) = match (metric.and_then(|m| m.error_rate.as_ref()), evidence) {
-        (Some(error_rate), Some(before)) => {
-            let interval = format!("{}s", length.as_secs());
-            let rollout_name = rollout.name_any();
-            let vars = Variables {
-                revision: &incident.spec.stable_revision,
-                arm: "baseline",
-                namespace: &namespace,
-                rollout: &rollout_name,
-                interval: &interval,
-            };
-            let arms = Arms {
-                canary: vars.clone(),
-                baseline: vars,
-            };
-            match error_counts(&error_rate.prometheus, &arms, until.as_second()).await {
-                Ok(after) => {
-                    let rate_before = if before.baseline_exposure > 0.0 {
-                        before.baseline_events as f64 / before.baseline_exposure
-                    } else {
-                        0.0
-                    };
-                    let max_ratio = error_rate
-                        .max_ratio
-                        .unwrap_or(assess::DEFAULT_ERROR_MAX_RATIO);
-                    let rate_after = if after.canary_exposure > 0.0 {
-                        after.canary_events as f64 / after.canary_exposure
-                    } else {
-                        0.0
-                    };
-                    let numbers = format!(
-                        "stable error rate {:.2}% over {} requests in the {}s after the rollback, vs {:.2}% during the canary",
-                        rate_after * 100.0,
-                        after.canary_exposure,
-                        length.as_secs(),
-                        rate_before * 100.0
-                    );
-                    let alpha = 1.0
-                        - rollout
-                            .spec
-                            .analysis
-                            .as_ref()
-                            .and_then(|a| a.confidence)
-                            .unwrap_or(assess::DEFAULT_CONFIDENCE);
-                    if recovered(
-                        after.canary_events,
-                        after.canary_exposure,
-                        before.baseline_events,
-                        before.baseline_exposure,
-                        max_ratio,
-                        alpha,
-                    ) {
-                        (
-                            SecondWaveState::Recovered,
-                            format!("{numbers}: no evidence of a lasting rise"),
-                        )
-                    } else {
-                        (
-                            SecondWaveState::NotRecovered,
-                            format!(
-                                "{numbers}: still elevated beyond doubt, so the problem is probably not this change; look elsewhere"
-                            ),
-                        )
-                    }
+    let (state, message) = match (metric.and_then(|m| m.error_rate.as_ref()), before, after) {
+        (Some(error_rate), Some(before), Some(Ok(after))) => {
+            let rate = |events: u64, exposure: f64| {
+                if exposure > 0.0 {
+                    events as f64 / exposure
+                } else {
+                    0.0
                 }
-                Err(e) => (
-                    SecondWaveState::Unknown,
-                    format!("could not measure the stable's error rate: {e}"),
-                ),
+            };
+            let numbers = format!(
+                "stable error rate {:.2}% over {} requests in the {}s after the rollback, vs {:.2}% during the canary",
+                rate(after.canary_events, after.canary_exposure) * 100.0,
+                after.canary_exposure,
+                length.as_secs(),
+                rate(before.baseline_events, before.baseline_exposure) * 100.0
+            );
+            let max_ratio = error_rate
+                .max_ratio
+                .unwrap_or(assess::DEFAULT_ERROR_MAX_RATIO);
+            let alpha = 1.0
+                - rollout
+                    .spec
+                    .analysis
+                    .as_ref()
+                    .and_then(|a| a.confidence)
+                    .unwrap_or(assess::DEFAULT_CONFIDENCE);
+            if recovered(
+                after.canary_events,
+                after.canary_exposure,
+                before.baseline_events,
+                before.baseline_exposure,
+                max_ratio,
+                alpha,
+            ) {
+                (
+                    SecondWaveState::Recovered,
+                    format!("{numbers}: no evidence of a lasting rise"),
+                )
+            } else {
+                (
+                    SecondWaveState::NotRecovered,
+                    format!(
+                        "{numbers}: still elevated beyond doubt, so the problem is probably not this change; look elsewhere"
+                    ),
+                )
             }
         }
-        _ => (
+        (Some(_), Some(_), Some(Err(e))) => (
+            SecondWaveState::Unknown,
+            format!("could not measure the stable's error rate: {e}"),
+        ),
+        (Some(_), Some(_), None) => (
+            SecondWaveState::Unknown,
+            "the stable's error rate was not measured".to_string(),
+        ),
+        (Some(_), None, _) => (
+            SecondWaveState::Unknown,
+            "the Incident has no error-rate evidence from the canary to compare with".to_string(),
+        ),
+        (None, _, _) => (
             SecondWaveState::Unknown,
             "no error-rate analysis to compare with".to_string(),
         ),
     };
-    write(SecondWave {
+    SecondWave {
         state,
         until: Some(Time(until)),
-        message: message.clone(),
-    })
-    .await;
-    let event = Event {
-        type_: if state == SecondWaveState::NotRecovered {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        },
-        reason: format!("SecondWave{state}"),
-        note: Some(message),
-        action: "SecondWaveCheck".into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, &rollout.object_ref(&())).await {
-        warn!(error = %e, "could not publish Event");
+        message,
     }
-    let mut finished = incident;
-    finished
-        .status
-        .get_or_insert_with(Default::default)
-        .second_wave = Some(SecondWave {
-        state,
-        until: Some(Time(until)),
-        message: event.note.clone().unwrap_or_default(),
-    });
-    crate::incident::notify::spawn(
-        ctx.client.clone(),
-        rollout,
-        crate::incident::notify::NotificationEvent::SecondWaveEnded,
-        Some(finished),
-    );
-    None
 }
 
 #[cfg(test)]

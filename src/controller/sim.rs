@@ -139,6 +139,10 @@ pub struct Cluster {
     /// (graceful shutdown), instead of vanishing at once.
     pub slow_shutdown: bool,
     nonce: u64,
+    /// The Incident the next decision sees (the second-wave check).
+    pub incident: Option<crate::api::Incident>,
+    /// The second-wave measurement the next decision sees.
+    pub second_wave: Option<Result<crate::analysis::judge::Counts, String>>,
 }
 
 impl Cluster {
@@ -154,6 +158,8 @@ impl Cluster {
             window: None,
             slow_shutdown: false,
             nonce: 0,
+            incident: None,
+            second_wave: None,
         }
     }
 
@@ -167,6 +173,8 @@ impl Cluster {
             now: self.now,
             analysis: self.analysis.as_ref(),
             window: self.window.clone(),
+            incident: self.incident.as_ref(),
+            second_wave: self.second_wave.as_ref(),
         });
         for desired in &plan.replica_sets {
             match self

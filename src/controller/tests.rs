@@ -6,8 +6,8 @@ use crate::analysis::assess::Gate;
 use crate::api::{OnInconclusive, PAUSED_ANNOTATION, Phase, Rollout};
 
 use super::decide::{Plan, WindowGate, canary_replicas, stable_replicas};
+use crate::api::NotificationEvent;
 use crate::api::{Reason, Trigger};
-use crate::incident::notify::NotificationEvent;
 
 /// The notifications a plan's transitions call for, in order.
 fn notifications(plan: &Plan) -> Vec<NotificationEvent> {

@@ -1,0 +1,234 @@
+//! The act phase: carries out a [`Plan`]: the kill switch, the traffic router, the
+//! ReplicaSets (server-side apply, only those that differ), deletions, and the Incident record.
+
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::runtime::reflector::ObjectRef;
+use kube::{Api, ResourceExt};
+use serde_json::json;
+use tracing::{info, warn};
+
+use crate::api::{Incident, MitigationAction, Rollout};
+use crate::traffic::{TrafficRouter, WeightOutcome};
+
+use super::decide::Plan;
+use super::error::{Error, read_err, write_err};
+use super::revisions::{self, Revision, build_replica_set};
+use super::{Context, FIELD_MANAGER, mitigate, validate};
+
+/// Applies the planned ReplicaSets (only those that differ) and deletes the retired ones. In a
+/// rollback the kill switch is flipped first and traffic moved before the canary shrinks; the
+/// mitigation actions are returned with their times, for the Incident.
+pub async fn act(
+    ctx: &Context,
+    api: &Api<ReplicaSet>,
+    rollout: &Rollout,
+    observed: &[Revision],
+    plan: &Plan,
+) -> Result<Vec<MitigationAction>, Error> {
+    let mut mitigation = Vec::new();
+    if plan.flip_kill_switch
+        && let Some(kill_switch) = &rollout.spec.kill_switch
+    {
+        let namespace = rollout.namespace().unwrap_or_default();
+        mitigation.extend(mitigate::flip(&ctx.client, &namespace, kill_switch).await);
+    }
+    let weight = plan.status.canary_weight.clamp(0, 100) as u8;
+    match ctx.router.set_weight(weight).await {
+        Ok(WeightOutcome::Routed) if plan.mitigating => mitigation.push(MitigationAction {
+            time: Time(Timestamp::now()),
+            action: "TrafficToStable".into(),
+            detail: format!("router {}: canary weight 0%", ctx.router.name()),
+        }),
+        Ok(_) => {}
+        Err(e) => {
+            // Traffic follows pods without a router; a router that fails is reported, and the
+            // ReplicaSets still move (a rollback must not wait for it).
+            let error = Error::Router {
+                router: ctx.router.name().to_string(),
+                message: e.to_string(),
+            };
+            warn!(error = %error, "traffic router failed");
+            ctx.metrics.record_error(error.metric_label());
+        }
+    }
+    let apply = PatchParams::apply(FIELD_MANAGER).force();
+    for desired in &plan.replica_sets {
+        let unchanged = observed.iter().any(|r| {
+            r.name == desired.name
+                && r.desired == desired.replicas
+                && r.number == desired.number
+                && r.promoted_at == desired.promoted_at
+        });
+        if unchanged {
+            continue;
+        }
+        let rs = build_replica_set(rollout, desired);
+        api.patch(&desired.name, &apply, &Patch::Apply(&rs))
+            .await
+            .map_err(write_err(
+                format!("ReplicaSet {}", desired.name),
+                &rollout.namespace().unwrap_or_default(),
+            ))?;
+    }
+    let rolled_back = plan.status.rolled_back_revision.as_deref();
+    let shrunk: Vec<String> = plan
+        .replica_sets
+        .iter()
+        .filter(|d| {
+            d.replicas == 0
+                && (plan.mitigating || Some(d.hash.as_str()) == rolled_back)
+                && observed.iter().any(|r| r.name == d.name && r.desired > 0)
+        })
+        .map(|d| d.name.clone())
+        .collect();
+    if plan.mitigating || !shrunk.is_empty() {
+        mitigation.push(MitigationAction {
+            time: Time(Timestamp::now()),
+            action: "CanaryScaledDown".into(),
+            detail: format!(
+                "{} scaled to 0 pods; without a traffic router traffic follows pods, so the stable serves all requests",
+                if shrunk.is_empty() { "the canary ReplicaSet".to_string() } else { shrunk.join(", ") }
+            ),
+        });
+    }
+    // A rollback during the bake grows the previous revision back before the bad one drains
+    // (it serves all traffic, so shrinking it first would leave too few pods).
+    if let Some(incident) = plan
+        .incident
+        .as_ref()
+        .filter(|i| i.trigger == crate::api::Trigger::BakeFailed)
+        && let Some(restored) = plan
+            .replica_sets
+            .iter()
+            .find(|d| d.hash == incident.stable_revision)
+    {
+        mitigation.push(MitigationAction {
+            time: Time(Timestamp::now()),
+            action: "StableScaledUp".into(),
+            detail: format!(
+                "previous revision {} ({}) scaled to {} pods; revision {} drains once they are available",
+                incident.stable_revision, restored.name, restored.replicas, incident.revision
+            ),
+        });
+    }
+    for name in &plan.delete {
+        match api.delete(name, &DeleteParams::background()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => {
+                return Err(write_err(
+                    format!("ReplicaSet {name}"),
+                    &rollout.namespace().unwrap_or_default(),
+                )(e));
+            }
+        }
+    }
+    Ok(mitigation)
+}
+
+/// Creates the Incident a decision planned; one that already exists (a retried decision after a
+/// crash) is left as it is. Returns the record.
+pub async fn create_incident(
+    ctx: &Context,
+    rollout: &Rollout,
+    spec: &validate::ValidSpec,
+    revisions: &[Revision],
+    plan: &crate::incident::record::IncidentPlan,
+    mut mitigation: Vec<MitigationAction>,
+    now: Timestamp,
+) -> Result<Incident, Error> {
+    if plan.triage == crate::api::Triage::CommonMode {
+        mitigation.push(MitigationAction {
+            time: Time(now),
+            action: "Held".into(),
+            detail: "rollout held at its step; nothing rolled back, since the baseline is as bad as the canary".into(),
+        });
+    }
+    let stable = revisions
+        .iter()
+        .find(|r| r.hash == plan.stable_revision && r.arm == revisions::Arm::Revision)
+        .map(|r| &r.template);
+    let incident =
+        crate::incident::record::build(rollout, plan, stable, &spec.template, mitigation, now);
+    let api: Api<Incident> =
+        Api::namespaced(ctx.client.clone(), &rollout.namespace().unwrap_or_default());
+    match api
+        .create(&kube::api::PostParams::default(), &incident)
+        .await
+    {
+        Ok(_) => info!(incident = %plan.name, rollout = %rollout.name_any(), "incident recorded"),
+        Err(kube::Error::Api(e)) if e.code == 409 => {}
+        Err(e) => {
+            return Err(write_err(
+                format!("Incident {}", plan.name),
+                &rollout.namespace().unwrap_or_default(),
+            )(e));
+        }
+    }
+    Ok(incident)
+}
+
+/// Appends mitigation `actions` done after the Incident `name` was written to its record, and
+/// recomputes its time-to-mitigate (from the decision to the last action). A record that cannot
+/// be updated is logged, never retried at the cost of the rollout.
+pub async fn complete_mitigation(
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+    actions: Vec<MitigationAction>,
+) {
+    let api: Api<Incident> = Api::namespaced(ctx.client.clone(), namespace);
+    let cached = ctx
+        .incidents
+        .get(&ObjectRef::new(name).within(namespace))
+        .map(|i| Incident::clone(&i));
+    let found = match cached {
+        Some(incident) => Ok(Some(incident)),
+        None => api.get_opt(name).await,
+    };
+    let mut incident = match found {
+        Ok(Some(incident)) => incident,
+        Ok(None) => return,
+        Err(e) => {
+            warn!(incident = %name, error = %e, "could not read the Incident to complete its mitigation");
+            return;
+        }
+    };
+    incident.spec.mitigation.extend(actions);
+    if let Some(decided) = &incident.spec.anchor.detected_at {
+        incident.spec.time_to_mitigate_seconds =
+            crate::incident::record::time_to_mitigate(decided.0, &incident.spec.mitigation);
+    }
+    let patch = json!({"spec": {
+        "mitigation": incident.spec.mitigation,
+        "timeToMitigateSeconds": incident.spec.time_to_mitigate_seconds,
+    }});
+    if let Err(e) = api
+        .patch(
+            name,
+            &PatchParams::apply(FIELD_MANAGER),
+            &Patch::Merge(&patch),
+        )
+        .await
+    {
+        warn!(incident = %name, error = %e, "could not complete the Incident's mitigation");
+    }
+}
+
+/// Whether `namespace` is being deleted (read only when a new object is about to be created).
+pub async fn namespace_terminating(ctx: &Context, namespace: &str) -> Result<bool, Error> {
+    let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(ctx.client.clone());
+    match api.get_opt(namespace).await {
+        Ok(ns) => Ok(ns.is_none_or(|ns| ns.metadata.deletion_timestamp.is_some())),
+        // Without permission to read it (RBAC from before this check), the write itself tells:
+        // a refusal for a namespace being deleted backs off (`Error::NamespaceTerminating`).
+        Err(kube::Error::Api(e)) if e.code == 403 => {
+            tracing::debug!(error = %e, "cannot read the namespace; assuming it is not being deleted");
+            Ok(false)
+        }
+        Err(e) => Err(read_err(format!("namespace {namespace}"))(e)),
+    }
+}

@@ -309,7 +309,7 @@ pub struct NotificationResult {
 pub struct PendingNotification {
     /// The idempotency key, sent as the `X-Firebreak-Delivery` header (and `delivery` in JSON
     /// payloads): the same for every attempt of this notification, across restarts, so a
-    /// receiver can drop a repeat. Shape: `<rollout uid>.<decision time, Unix ms>.<n>`.
+    /// receiver can drop a repeat. Shape: `<rollout uid>.<decision time, Unix ms>.<event>.<n>`.
     pub id: String,
     /// `spec.notifications[].name` of the receiver.
     pub receiver: String,

@@ -29,7 +29,7 @@ pub const MAX_PENDING: usize = 20;
 /// The notifications `transitions` call for: one per receiver in `spec.notifications` for each
 /// transition whose reason notifies ([`NotificationEvent::for_reason`]). `incident` is the
 /// Incident a `RolledBack`, `RolloutHeld` or `SecondWaveEnded` notification is about; `revision`
-/// the revision concerned. Ids are `<rollout uid>.<now, Unix ms>.<n>`, unique per decision.
+/// the revision concerned. Ids are `<rollout uid>.<now, Unix ms>.<event>.<n>`.
 pub fn plan(
     rollout: &Rollout,
     transitions: &[Transition],
@@ -51,7 +51,7 @@ pub fn plan(
         };
         for receiver in &rollout.spec.notifications {
             planned.push(PendingNotification {
-                id: format!("{uid}.{}.{}", now.as_millisecond(), planned.len()),
+                id: format!("{uid}.{}.{event}.{}", now.as_millisecond(), planned.len()),
                 receiver: receiver.name.clone(),
                 event,
                 revision: revision.map(str::to_string),

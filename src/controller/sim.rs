@@ -176,6 +176,13 @@ impl Cluster {
             incident: self.incident.as_ref(),
             second_wave: self.second_wave.as_ref(),
         });
+        // As the shell does: the second-wave state goes to the Incident's status.
+        if let (Some(wave), Some(incident)) = (&plan.second_wave, self.incident.as_mut()) {
+            incident
+                .status
+                .get_or_insert_with(Default::default)
+                .second_wave = Some(wave.clone());
+        }
         for desired in &plan.replica_sets {
             match self
                 .revisions

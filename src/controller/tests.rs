@@ -894,3 +894,166 @@ proptest! {
         }
     }
 }
+
+/// A rolled-back cluster whose Rollout pages one receiver, and the Incident of its rollback as
+/// the cache would hold it (created at the decision).
+fn rolled_back_with_incident() -> Cluster {
+    let mut rollout = Rollout::test().with_analysis(OnInconclusive::Hold);
+    rollout.spec.notifications = vec![
+        serde_json::from_value(
+            serde_json::json!({"name": "oncall", "webhook": {"format": "json",
+            "urlFrom": {"secretKeyRef": {"name": "hook", "key": "url"}}}}),
+        )
+        .unwrap(),
+    ];
+    let mut cluster = deployed(rollout);
+    cluster.set_image("web:2").settle();
+    cluster.analysis_says(Gate::Fail(
+        "metric http-errors: canary 5% vs baseline 1%".into(),
+    ));
+    let plan = cluster.decide();
+    let name = plan.incident.clone().expect("an incident").name;
+    let mut incident: crate::api::Incident =
+        serde_yaml::from_str(include_str!("../../tests/golden/incident.yaml")).unwrap();
+    incident.metadata.name = Some(name);
+    incident.metadata.namespace = Some("test".into());
+    incident.metadata.creation_timestamp = Some(
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(cluster.now),
+    );
+    incident.spec.rollout = "web".into();
+    incident.spec.location[0].metric = "http-errors".into();
+    incident.status = None;
+    cluster.incident = Some(incident);
+    cluster.analysis = None;
+    cluster
+}
+
+fn second_wave_state(cluster: &Cluster) -> Option<crate::api::SecondWaveState> {
+    cluster
+        .incident
+        .as_ref()?
+        .status
+        .as_ref()?
+        .second_wave
+        .as_ref()
+        .map(|w| w.state)
+}
+
+#[test]
+fn a_rollback_puts_one_rolled_back_notification_per_receiver_in_the_outbox() {
+    let cluster = rolled_back_with_incident();
+    let pending = cluster.status().pending_notifications;
+    assert_eq!(
+        pending.iter().map(|p| p.event).collect::<Vec<_>>(),
+        [NotificationEvent::Started, NotificationEvent::RolledBack],
+        "nothing was delivered in this test: the start is still waiting too"
+    );
+    let pending = &pending[1..];
+    assert_eq!(pending[0].event, NotificationEvent::RolledBack);
+    assert_eq!(pending[0].receiver, "oncall");
+    assert_eq!(pending[0].incident, cluster.status().incident);
+    assert_eq!(pending[0].attempts, 0);
+}
+
+#[test]
+fn the_second_wave_watches_then_ends_once_and_notifies() {
+    use crate::analysis::judge::Counts;
+    use crate::api::SecondWaveState;
+    let mut cluster = rolled_back_with_incident();
+    let plan = cluster.decide();
+    assert_eq!(second_wave_state(&cluster), Some(SecondWaveState::Watching));
+    let window = super::second_wave::window(&cluster.rollout);
+    assert!(
+        plan.requeue_after <= window,
+        "looks again when the watch ends"
+    );
+
+    // Still watching: nothing to record, look again when it ends.
+    cluster.advance(5);
+    let plan = cluster.decide();
+    assert_eq!(plan.second_wave, None);
+    assert!(plan.transitions.is_empty());
+
+    // The watch is over and the stable is back to its rate before the canary.
+    cluster.advance(window.as_secs() as i64);
+    cluster.second_wave = Some(Ok(Counts {
+        canary_events: 11,
+        baseline_events: 11,
+        canary_exposure: 1000.0,
+        baseline_exposure: 1000.0,
+    }));
+    let plan = cluster.decide();
+    assert_eq!(
+        second_wave_state(&cluster),
+        Some(SecondWaveState::Recovered)
+    );
+    assert_eq!(
+        plan.transitions
+            .iter()
+            .map(|t| t.reason)
+            .collect::<Vec<_>>(),
+        [Reason::SecondWaveRecovered]
+    );
+    assert_eq!(notifications(&plan), [NotificationEvent::SecondWaveEnded]);
+    assert!(
+        cluster
+            .status()
+            .pending_notifications
+            .iter()
+            .any(|p| p.event == NotificationEvent::SecondWaveEnded)
+    );
+
+    // Ended: nothing more, however often it looks.
+    cluster.advance(3600);
+    let plan = cluster.decide();
+    assert!(plan.transitions.is_empty() && plan.second_wave.is_none());
+}
+
+#[test]
+fn a_second_wave_end_whose_incident_write_was_lost_is_not_announced_twice() {
+    use crate::api::SecondWaveState;
+    let mut cluster = rolled_back_with_incident();
+    cluster.decide();
+    let window = super::second_wave::window(&cluster.rollout);
+    cluster.advance(window.as_secs() as i64 + 1);
+    cluster.second_wave = Some(Err("Prometheus at http://prometheus:9090: no answer".into()));
+    let watching = cluster.incident.clone();
+    let plan = cluster.decide();
+    assert_eq!(plan.transitions.len(), 1);
+    assert_eq!(second_wave_state(&cluster), Some(SecondWaveState::Unknown));
+    // The controller died before the Incident's status was written: it still says Watching.
+    cluster.incident = watching;
+    let again = cluster.decide();
+    assert!(again.transitions.is_empty(), "{:?}", again.transitions);
+    assert_eq!(
+        again.second_wave.map(|w| w.state),
+        Some(SecondWaveState::Unknown),
+        "the Incident gets its end recorded again"
+    );
+}
+
+#[test]
+fn a_common_mode_hold_has_no_second_wave() {
+    let mut cluster = rolled_back_with_incident();
+    if let Some(i) = cluster.incident.as_mut() {
+        i.spec.triage = crate::api::Triage::CommonMode;
+    }
+    let plan = cluster.decide();
+    assert_eq!(plan.second_wave, None);
+}
+
+#[test]
+fn a_due_notification_brings_the_next_look_forward() {
+    let mut cluster = rolled_back_with_incident();
+    // The outbox holds a notification due in 7 s: the plan looks again by then.
+    let mut status = cluster.status();
+    status.pending_notifications.remove(0);
+    status.pending_notifications[0].next_attempt_at =
+        Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            cluster.now + k8s_openapi::jiff::SignedDuration::from_secs(7),
+        ));
+    cluster.rollout.status = Some(status);
+    cluster.incident = None;
+    let plan = cluster.decide();
+    assert_eq!(plan.requeue_after, std::time::Duration::from_secs(7));
+}

@@ -51,6 +51,9 @@ use decide::Observed;
 pub use error::{Error, ErrorKind};
 use revisions::Revision;
 
+/// How long a reconcile waits for the caches' first list before trying again later.
+pub const CACHE_SYNC_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The field manager of every write the controller makes.
 pub const FIELD_MANAGER: &str = "firebreak";
 
@@ -151,6 +154,20 @@ impl Context {
             })
             .filter_map(|rs| Revision::from_replica_set(rs))
             .collect()
+    }
+
+    /// Waits (at most [`CACHE_SYNC_TIMEOUT`]) until the ReplicaSet, pod and Incident caches have
+    /// had their first complete list; `false` if they have not by then.
+    pub async fn caches_ready(&self) -> bool {
+        let all = async {
+            self.replica_sets.wait_until_ready().await.ok()?;
+            self.pods.wait_until_ready().await.ok()?;
+            self.incidents.wait_until_ready().await.ok()
+        };
+        matches!(
+            tokio::time::timeout(CACHE_SYNC_TIMEOUT, all).await,
+            Ok(Some(()))
+        )
     }
 
     /// The Incident `name` in `namespace`, from the cache.
@@ -342,6 +359,11 @@ async fn reconcile_inner(
     };
     let name = rollout.name_any();
     let namespace = rollout.namespace().unwrap_or_default();
+    // A controller that just started decides only once every cache has listed its objects: a
+    // ReplicaSet missing from a cache still filling would look like a vanished stable.
+    if !ctx.caches_ready().await {
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
     if rollout.metadata.deletion_timestamp.is_some() {
         ctx.metrics.set_rollout_phase(&namespace, &name, None);
         return Ok(Action::await_change());

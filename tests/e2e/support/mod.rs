@@ -584,31 +584,50 @@ pub async fn query_value(prometheus: &prometheus_http_query::Client, query: &str
     Some(result.data().as_vector()?.first()?.sample().value())
 }
 
-/// A webhook receiver on 127.0.0.1 that records what it gets and answers `status`.
+/// One request a [`Receiver`] got.
+#[derive(Clone, Debug)]
+pub struct Delivered {
+    /// The `X-Firebreak-Delivery` header (empty when absent).
+    pub delivery: String,
+    /// The JSON body's `event`.
+    pub event: String,
+    /// The status it answered (0: it never answered).
+    pub answered: u16,
+}
+
+/// A webhook receiver on 127.0.0.1 that records what it gets and answers `status` (which a test
+/// may change; 0 holds the request without ever answering).
 pub struct Receiver {
     /// `http://127.0.0.1:PORT/hook`.
     pub url: String,
     /// Every JSON body received, with when it arrived.
     pub received: std::sync::Arc<std::sync::Mutex<Vec<(std::time::Instant, serde_json::Value)>>>,
+    /// Every request, in order of arrival, with its idempotency key and the answer given.
+    pub requests: std::sync::Arc<std::sync::Mutex<Vec<Delivered>>>,
+    status: std::sync::Arc<std::sync::atomic::AtomicU16>,
     _server: tokio::task::JoinHandle<()>,
 }
 
 impl Receiver {
     /// Starts it on a free loopback port.
     pub async fn start(status: u16) -> Receiver {
+        use std::sync::atomic::AtomicU16;
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         let received: std::sync::Arc<
             std::sync::Mutex<Vec<(std::time::Instant, serde_json::Value)>>,
         > = std::sync::Arc::default();
-        let log = received.clone();
+        let requests: std::sync::Arc<std::sync::Mutex<Vec<Delivered>>> = std::sync::Arc::default();
+        let answer = std::sync::Arc::new(AtomicU16::new(status));
+        let (log, requests_log, answers) = (received.clone(), requests.clone(), answer.clone());
         let server = tokio::spawn(async move {
             loop {
                 let Ok((mut socket, _)) = listener.accept().await else {
                     return;
                 };
-                let log = log.clone();
+                let (log, requests_log, answers) =
+                    (log.clone(), requests_log.clone(), answers.clone());
                 tokio::spawn(async move {
                     let mut buffer = Vec::new();
                     let mut chunk = [0u8; 8192];
@@ -623,18 +642,34 @@ impl Receiver {
                         buffer.extend_from_slice(&chunk[..n]);
                         let text = String::from_utf8_lossy(&buffer).to_string();
                         if let Some(end) = text.find("\r\n\r\n") {
-                            let length = text[..end]
-                                .lines()
-                                .find_map(|l| {
-                                    l.to_ascii_lowercase()
-                                        .strip_prefix("content-length:")
-                                        .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                            let header = |name: &str| {
+                                text[..end].lines().find_map(|l| {
+                                    let lower = l.to_ascii_lowercase();
+                                    lower
+                                        .strip_prefix(name)
+                                        .map(|_| l[name.len()..].trim().to_string())
                                 })
+                            };
+                            let length = header("content-length:")
+                                .map(|v| v.parse::<usize>().unwrap_or(0))
                                 .unwrap_or(0);
                             if buffer.len() >= end + 4 + length {
                                 let body = &buffer[end + 4..end + 4 + length];
-                                if let Ok(value) = serde_json::from_slice(body) {
+                                let status = answers.load(Ordering::SeqCst);
+                                let value: serde_json::Value =
+                                    serde_json::from_slice(body).unwrap_or_default();
+                                requests_log.lock().unwrap().push(Delivered {
+                                    delivery: header("x-firebreak-delivery:").unwrap_or_default(),
+                                    event: value["event"].as_str().unwrap_or_default().to_string(),
+                                    answered: status,
+                                });
+                                if !value.is_null() {
                                     log.lock().unwrap().push((std::time::Instant::now(), value));
+                                }
+                                if status == 0 {
+                                    // Hold the request open, as a receiver that hangs would.
+                                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                                    return;
                                 }
                                 let reply = format!(
                                     "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
@@ -650,8 +685,27 @@ impl Receiver {
         Receiver {
             url,
             received,
+            requests,
+            status: answer,
             _server: server,
         }
+    }
+
+    /// Answers `status` from now on (0: hold requests without answering).
+    pub fn answer(&self, status: u16) {
+        self.status
+            .store(status, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The requests about `event` so far.
+    pub fn requests_about(&self, event: &str) -> Vec<Delivered> {
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.event == event)
+            .cloned()
+            .collect()
     }
 }
 

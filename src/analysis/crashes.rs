@@ -11,6 +11,11 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
+
+use crate::api::POD_TEMPLATE_HASH_LABEL;
+
 use super::judge::Counts;
 
 /// Which side of the comparison a pod is on.
@@ -98,6 +103,41 @@ pub fn crash_window(
     }
 }
 
+/// The sample of `pod` when it is a running pod, not being deleted, of the `canary` or the
+/// `baseline` revision (pod-template-hash); `None` for any other pod.
+pub fn pod_sample(pod: &Pod, canary: &str, baseline: &str) -> Option<PodSample> {
+    if pod.metadata.deletion_timestamp.is_some() {
+        return None;
+    }
+    let status = pod.status.as_ref()?;
+    if status.phase.as_deref() != Some("Running") {
+        return None;
+    }
+    let hash = pod.labels().get(POD_TEMPLATE_HASH_LABEL)?;
+    let side = if hash == canary {
+        Side::Canary
+    } else if hash == baseline {
+        Side::Baseline
+    } else {
+        return None;
+    };
+    let statuses = status.container_statuses.as_deref().unwrap_or_default();
+    let restarts = statuses.iter().map(|c| c.restart_count).sum();
+    let crash_looping = statuses.iter().any(|c| {
+        c.state
+            .as_ref()
+            .and_then(|s| s.waiting.as_ref())
+            .and_then(|w| w.reason.as_deref())
+            == Some("CrashLoopBackOff")
+    });
+    Some(PodSample {
+        name: pod.name_any(),
+        side,
+        restarts,
+        crash_looping,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,5 +176,35 @@ mod tests {
         let w = crash_window(&pods, &w.pod_restarts, 30.0);
         assert_eq!((w.counts.canary_events, w.counts.baseline_events), (1, 1));
         assert_eq!((w.canary_max_restarts, w.baseline_max_restarts), (7, 1));
+    }
+
+    #[test]
+    fn only_running_pods_of_the_two_arms_are_sampled() {
+        let pod = |hash: &str, phase: &str| -> Pod {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": format!("web-{hash}"), "labels": {POD_TEMPLATE_HASH_LABEL: hash}},
+                "status": {"phase": phase, "containerStatuses": [
+                    {"name": "app", "image": "web", "imageID": "", "ready": false, "restartCount": 2,
+                     "state": {"waiting": {"reason": "CrashLoopBackOff"}}},
+                    {"name": "sidecar", "image": "s", "imageID": "", "ready": true, "restartCount": 1}
+                ]}
+            }))
+            .unwrap()
+        };
+        assert_eq!(
+            pod_sample(&pod("new", "Running"), "new", "old"),
+            Some(PodSample {
+                name: "web-new".into(),
+                side: Side::Canary,
+                restarts: 3,
+                crash_looping: true,
+            })
+        );
+        assert_eq!(
+            pod_sample(&pod("old", "Running"), "new", "old").map(|s| s.side),
+            Some(Side::Baseline)
+        );
+        assert_eq!(pod_sample(&pod("other", "Running"), "new", "old"), None);
+        assert_eq!(pod_sample(&pod("new", "Pending"), "new", "old"), None);
     }
 }

@@ -9,12 +9,10 @@ use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
 
 use crate::analysis::assess::{self, Gate, Observation, Schedule};
-use crate::analysis::crashes::{PodSample, Side, crash_window};
+use crate::analysis::crashes::{PodSample, crash_window, pod_sample};
 use crate::analysis::prometheus::{Arms, error_counts};
 use crate::analysis::template::Variables;
-use crate::api::{
-    AnalysisOutcome, AnalysisStatus, POD_TEMPLATE_HASH_LABEL, ROLLOUT_LABEL, Rollout,
-};
+use crate::api::{AnalysisOutcome, AnalysisStatus, ROLLOUT_LABEL, Rollout};
 
 use super::revisions::{baseline_hash, template_hash};
 use super::validate::{ValidSpec, planned_duration};
@@ -183,37 +181,6 @@ async fn pod_samples(
     Ok(list
         .items
         .iter()
-        .filter(|p| p.metadata.deletion_timestamp.is_none())
-        .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
-        .filter_map(|p| {
-            let hash = p.labels().get(POD_TEMPLATE_HASH_LABEL)?;
-            let side = if hash == canary {
-                Side::Canary
-            } else if hash == baseline {
-                Side::Baseline
-            } else {
-                return None;
-            };
-            let statuses = p
-                .status
-                .as_ref()?
-                .container_statuses
-                .clone()
-                .unwrap_or_default();
-            let restarts = statuses.iter().map(|c| c.restart_count).sum();
-            let crash_looping = statuses.iter().any(|c| {
-                c.state
-                    .as_ref()
-                    .and_then(|s| s.waiting.as_ref())
-                    .and_then(|w| w.reason.as_deref())
-                    == Some("CrashLoopBackOff")
-            });
-            Some(PodSample {
-                name: p.name_any(),
-                side,
-                restarts,
-                crash_looping,
-            })
-        })
+        .filter_map(|p| pod_sample(p, canary, baseline))
         .collect())
 }

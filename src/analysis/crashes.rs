@@ -11,12 +11,15 @@
 
 use std::collections::BTreeMap;
 
+use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::Pod;
-use kube::ResourceExt;
+use kube::api::ListParams;
+use kube::{Api, Client, ResourceExt};
 
-use crate::api::POD_TEMPLATE_HASH_LABEL;
+use crate::api::{POD_TEMPLATE_HASH_LABEL, ROLLOUT_LABEL};
 
 use super::judge::Counts;
+use super::provider::{Look, Measurement, MetricProvider, ProviderError};
 
 /// Which side of the comparison a pod is on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -136,6 +139,69 @@ pub fn pod_sample(pod: &Pod, canary: &str, baseline: &str) -> Option<PodSample> 
         restarts,
         crash_looping,
     })
+}
+
+/// The crash provider: lists the Rollout's pods (label `firebreak.dev/rollout`) in the arms'
+/// namespace and counts one window with [`crash_window`].
+///
+/// Built for one look: it carries the per-pod restart counts the previous look left in
+/// `status.analysis.podRestarts`.
+pub struct PodCrashes<'a> {
+    client: Client,
+    previous: &'a BTreeMap<String, [i32; 2]>,
+}
+
+impl<'a> PodCrashes<'a> {
+    /// A provider listing pods with `client`, continuing from `previous` (pod name →
+    /// `[restarts when first seen, restarts at the last look]`).
+    pub fn new(client: Client, previous: &'a BTreeMap<String, [i32; 2]>) -> PodCrashes<'a> {
+        PodCrashes { client, previous }
+    }
+
+    /// The running pods of both arms.
+    async fn samples(&self, look: &Look<'_>) -> Result<Vec<PodSample>, ProviderError> {
+        let canary = &look.arms.canary;
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), canary.namespace);
+        let selector = format!("{ROLLOUT_LABEL}={}", canary.rollout);
+        let list = pods
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(|e| ProviderError::Pods {
+                namespace: canary.namespace.to_string(),
+                rollout: canary.rollout.to_string(),
+                message: e.to_string(),
+            })?;
+        Ok(list
+            .items
+            .iter()
+            .filter_map(|p| pod_sample(p, canary.revision, look.arms.baseline.revision))
+            .collect())
+    }
+}
+
+impl MetricProvider for PodCrashes<'_> {
+    fn name(&self) -> &'static str {
+        "pod-status"
+    }
+
+    /// Measures a `crashRate` metric: crashing pods and pod-seconds per arm over the window.
+    fn measure<'a>(&'a self, look: Look<'a>) -> BoxFuture<'a, Result<Measurement, ProviderError>> {
+        Box::pin(async move {
+            if look.metric.crash_rate.is_none() {
+                return Err(ProviderError::WrongProvider {
+                    metric: look.metric.name.clone(),
+                    provider: self.name(),
+                    wanted: "crashRate",
+                });
+            }
+            let samples = self.samples(&look).await?;
+            Ok(Measurement::Crashes(crash_window(
+                &samples,
+                self.previous,
+                look.window_seconds as f64,
+            )))
+        })
+    }
 }
 
 #[cfg(test)]

@@ -3,16 +3,15 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::ListParams;
-use kube::{Api, Client, ResourceExt};
+use kube::{Client, ResourceExt};
 
 use crate::analysis::assess::{self, Gate, Observation, Schedule};
-use crate::analysis::crashes::{PodSample, crash_window, pod_sample};
-use crate::analysis::prometheus::{Arms, error_counts};
+use crate::analysis::crashes::PodCrashes;
+use crate::analysis::prometheus::PrometheusPool;
+use crate::analysis::provider::{Arms, Look, MetricProvider};
 use crate::analysis::template::Variables;
-use crate::api::{AnalysisOutcome, AnalysisStatus, ROLLOUT_LABEL, Rollout};
+use crate::api::{AnalysisOutcome, AnalysisStatus, Rollout};
 
 use super::revisions::{baseline_hash, template_hash};
 use super::validate::{ValidSpec, planned_duration};
@@ -41,9 +40,12 @@ fn gate_of(status: &AnalysisStatus) -> Gate {
 }
 
 /// Looks at the canary if analysis is configured, a canary of the spec's template is running with
-/// a non-zero weight, and a look is due. `None` when there is nothing to analyse.
+/// a non-zero weight, and a look is due. `None` when there is nothing to analyse. Error-rate
+/// metrics are measured through `prometheus` (the controller's pooled clients), crash metrics
+/// from the pods `client` lists.
 pub async fn observe(
     client: &Client,
+    prometheus: &PrometheusPool,
     rollout: &Rollout,
     spec: &ValidSpec,
     now: Timestamp,
@@ -111,12 +113,7 @@ pub async fn observe(
 
     let name = rollout.name_any();
     let namespace = rollout.namespace().unwrap_or_default();
-    let needs_pods = analysis.metrics.iter().any(|m| m.crash_rate.is_some());
-    let pods = if needs_pods {
-        Some(pod_samples(client, &namespace, &name, &canary, &baseline).await)
-    } else {
-        None
-    };
+    let crashes = PodCrashes::new(client.clone(), &previous.pod_restarts);
     let mut observations = Vec::with_capacity(analysis.metrics.len());
     for metric in &analysis.metrics {
         let window = assess::window_seconds(previous, &metric.name, now);
@@ -137,23 +134,19 @@ pub async fn observe(
                 interval: &interval,
             },
         };
-        let observation = if let Some(error_rate) = &metric.error_rate {
-            match error_counts(&error_rate.prometheus, &arms, now.as_second()).await {
-                Ok(counts) => Observation::Errors(counts),
-                Err(e) => Observation::Unavailable(e.to_string()),
-            }
+        // The spec's validation gives every metric exactly one kind.
+        let provider: &dyn MetricProvider = if metric.error_rate.is_some() {
+            prometheus
         } else {
-            match &pods {
-                Some(Ok(samples)) => Observation::Crashes(crash_window(
-                    samples,
-                    &previous.pod_restarts,
-                    window as f64,
-                )),
-                Some(Err(e)) => Observation::Unavailable(format!("listing pods: {e}")),
-                None => Observation::Unavailable("no pods listed".into()),
-            }
+            &crashes
         };
-        observations.push(observation);
+        let look = Look {
+            metric,
+            arms: &arms,
+            at: now,
+            window_seconds: window,
+        };
+        observations.push(Observation::from(provider.measure(look).await));
     }
     let assessment = assess::assess(previous, analysis, &observations, now);
     let next_look = match assess::schedule(Some(&assessment.status), analysis, &canary, now) {
@@ -165,22 +158,4 @@ pub async fn observe(
         gate: assessment.gate,
         next_look,
     })
-}
-
-async fn pod_samples(
-    client: &Client,
-    namespace: &str,
-    rollout: &str,
-    canary: &str,
-    baseline: &str,
-) -> Result<Vec<PodSample>, kube::Error> {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let list = pods
-        .list(&ListParams::default().labels(&format!("{ROLLOUT_LABEL}={rollout}")))
-        .await?;
-    Ok(list
-        .items
-        .iter()
-        .filter_map(|p| pod_sample(p, canary, baseline))
-        .collect())
 }

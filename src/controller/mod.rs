@@ -128,6 +128,8 @@ pub struct Context {
     pub windows: windows::WindowDefaults,
     /// The controller's own metrics.
     pub metrics: crate::telemetry::Metrics,
+    /// One pooled HTTP client per Prometheus address, shared by every look.
+    pub prometheus: crate::analysis::prometheus::PrometheusPool,
 }
 
 /// The controller's metrics and health state, shared with the HTTP endpoints.
@@ -185,6 +187,7 @@ pub async fn run(
         router: ReplicaWeighted,
         windows,
         metrics: telemetry.metrics.clone(),
+        prometheus: crate::analysis::prometheus::PrometheusPool::new()?,
     });
     info!(
         namespace = namespace.as_deref().unwrap_or("(all)"),
@@ -319,7 +322,7 @@ async fn reconcile_inner(
         .collect();
 
     let now = Timestamp::now();
-    let analysis = analysis::observe(&ctx.client, &rollout, &spec, now).await;
+    let analysis = analysis::observe(&ctx.client, &ctx.prometheus, &rollout, &spec, now).await;
     let plan = decide::decide(&Observed {
         rollout: &rollout,
         spec: &spec,

@@ -14,7 +14,7 @@ use tracing::warn;
 
 use crate::analysis::assess;
 use crate::analysis::judge::{Counts, Evidence, MetricKind, Policy, Verdict, judge};
-use crate::analysis::prometheus::{Arms, error_counts};
+use crate::analysis::provider::Arms;
 use crate::analysis::template::Variables;
 use crate::api::{Incident, Phase, Rollout, SecondWave, SecondWaveState, Triage};
 
@@ -144,7 +144,11 @@ pub async fn check(ctx: &Context, rollout: &Rollout, now: Timestamp) -> Option<D
                 canary: vars.clone(),
                 baseline: vars,
             };
-            match error_counts(&error_rate.prometheus, &arms, until.as_second()).await {
+            match ctx
+                .prometheus
+                .error_counts(&error_rate.prometheus, &arms, until.as_second())
+                .await
+            {
                 Ok(after) => {
                     let rate_before = if before.baseline_exposure > 0.0 {
                         before.baseline_events as f64 / before.baseline_exposure

@@ -11,6 +11,7 @@ mod invalid_specs;
 mod kstatus;
 mod leader;
 mod lifecycle;
+mod providers;
 mod rollout;
 mod schedule;
 mod smoke;

@@ -11,7 +11,15 @@
 
 use std::collections::BTreeMap;
 
+use futures::future::BoxFuture;
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
+use kube::runtime::reflector::Store;
+
+use crate::api::{POD_TEMPLATE_HASH_LABEL, ROLLOUT_LABEL};
+
 use super::judge::Counts;
+use super::provider::{Look, Measurement, MetricProvider, ProviderError};
 
 /// Which side of the comparison a pod is on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,6 +106,104 @@ pub fn crash_window(
     }
 }
 
+/// The sample of `pod` when it is a running pod, not being deleted, of the `canary` or the
+/// `baseline` revision (pod-template-hash); `None` for any other pod.
+pub fn pod_sample(pod: &Pod, canary: &str, baseline: &str) -> Option<PodSample> {
+    if pod.metadata.deletion_timestamp.is_some() {
+        return None;
+    }
+    let status = pod.status.as_ref()?;
+    if status.phase.as_deref() != Some("Running") {
+        return None;
+    }
+    let hash = pod.labels().get(POD_TEMPLATE_HASH_LABEL)?;
+    let side = if hash == canary {
+        Side::Canary
+    } else if hash == baseline {
+        Side::Baseline
+    } else {
+        return None;
+    };
+    let statuses = status.container_statuses.as_deref().unwrap_or_default();
+    let restarts = statuses.iter().map(|c| c.restart_count).sum();
+    let crash_looping = statuses.iter().any(|c| {
+        c.state
+            .as_ref()
+            .and_then(|s| s.waiting.as_ref())
+            .and_then(|w| w.reason.as_deref())
+            == Some("CrashLoopBackOff")
+    });
+    Some(PodSample {
+        name: pod.name_any(),
+        side,
+        restarts,
+        crash_looping,
+    })
+}
+
+/// The crash provider: lists the Rollout's pods (label `firebreak.dev/rollout`) in the arms'
+/// namespace and counts one window with [`crash_window`].
+///
+/// Built for one look: it carries the per-pod restart counts the previous look left in
+/// `status.analysis.podRestarts`.
+pub struct PodCrashes<'a> {
+    pods: &'a Store<Pod>,
+    previous: &'a BTreeMap<String, [i32; 2]>,
+}
+
+impl<'a> PodCrashes<'a> {
+    /// A provider reading the controller's pod cache `pods`, continuing from `previous` (pod
+    /// name → `[restarts when first seen, restarts at the last look]`).
+    pub fn new(pods: &'a Store<Pod>, previous: &'a BTreeMap<String, [i32; 2]>) -> PodCrashes<'a> {
+        PodCrashes { pods, previous }
+    }
+
+    /// The running pods of both arms, from the cache.
+    async fn samples(&self, look: &Look<'_>) -> Result<Vec<PodSample>, ProviderError> {
+        let canary = &look.arms.canary;
+        Ok(self
+            .pods
+            .state()
+            .iter()
+            .filter(|p| p.metadata.namespace.as_deref() == Some(canary.namespace))
+            .filter(|p| {
+                p.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(ROLLOUT_LABEL))
+                    .map(String::as_str)
+                    == Some(canary.rollout)
+            })
+            .filter_map(|p| pod_sample(p, canary.revision, look.arms.baseline.revision))
+            .collect())
+    }
+}
+
+impl MetricProvider for PodCrashes<'_> {
+    fn name(&self) -> &'static str {
+        "pod-status"
+    }
+
+    /// Measures a `crashRate` metric: crashing pods and pod-seconds per arm over the window.
+    fn measure<'a>(&'a self, look: Look<'a>) -> BoxFuture<'a, Result<Measurement, ProviderError>> {
+        Box::pin(async move {
+            if look.metric.crash_rate.is_none() {
+                return Err(ProviderError::WrongProvider {
+                    metric: look.metric.name.clone(),
+                    provider: self.name(),
+                    wanted: "crashRate",
+                });
+            }
+            let samples = self.samples(&look).await?;
+            Ok(Measurement::Crashes(crash_window(
+                &samples,
+                self.previous,
+                look.window_seconds as f64,
+            )))
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,5 +242,35 @@ mod tests {
         let w = crash_window(&pods, &w.pod_restarts, 30.0);
         assert_eq!((w.counts.canary_events, w.counts.baseline_events), (1, 1));
         assert_eq!((w.canary_max_restarts, w.baseline_max_restarts), (7, 1));
+    }
+
+    #[test]
+    fn only_running_pods_of_the_two_arms_are_sampled() {
+        let pod = |hash: &str, phase: &str| -> Pod {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": format!("web-{hash}"), "labels": {POD_TEMPLATE_HASH_LABEL: hash}},
+                "status": {"phase": phase, "containerStatuses": [
+                    {"name": "app", "image": "web", "imageID": "", "ready": false, "restartCount": 2,
+                     "state": {"waiting": {"reason": "CrashLoopBackOff"}}},
+                    {"name": "sidecar", "image": "s", "imageID": "", "ready": true, "restartCount": 1}
+                ]}
+            }))
+            .unwrap()
+        };
+        assert_eq!(
+            pod_sample(&pod("new", "Running"), "new", "old"),
+            Some(PodSample {
+                name: "web-new".into(),
+                side: Side::Canary,
+                restarts: 3,
+                crash_looping: true,
+            })
+        );
+        assert_eq!(
+            pod_sample(&pod("old", "Running"), "new", "old").map(|s| s.side),
+            Some(Side::Baseline)
+        );
+        assert_eq!(pod_sample(&pod("other", "Running"), "new", "old"), None);
+        assert_eq!(pod_sample(&pod("new", "Pending"), "new", "old"), None);
     }
 }

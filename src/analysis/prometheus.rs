@@ -1,164 +1,864 @@
 //! The Prometheus metric provider: evaluates an `errorRate` metric's `errors` and `total` query
 //! templates for the canary arm and the baseline arm over one analysis window.
+//!
+//! [`PrometheusPool`] keeps one HTTP client per Prometheus address for the controller's lifetime
+//! (connections are reused from look to look) and bounds the queries in flight to each address
+//! with a semaphore of [`MAX_IN_FLIGHT`] permits, so many Rollouts judged at once queue in the
+//! controller instead of piling onto one Prometheus.
+//!
+//! Every answer is classified before it counts: only one finite, non-negative number is a count.
+//! Anything else (NaN, ±Inf, a negative number, no series, several series, a range vector or a
+//! string, an HTTP or timeout failure, a Prometheus error) is a [`QueryError`] naming the query
+//! and the fix, which the look records as `Unavailable`: it holds the rollout, never passes it.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use futures::try_join;
+use prometheus_http_query::response::Data;
+use serde::Deserialize;
+use tokio::sync::Semaphore;
 
 use crate::api::PrometheusQueries;
 
 use super::judge::Counts;
+use super::provider::{Arms, Look, Measurement, MetricProvider, ProviderError};
 use super::template::{Variables, render};
 
-/// How long one query may take before the look counts as failed.
+/// How long one query may take, in seconds of wall time: waiting for a permit, and then the HTTP
+/// request with its answer (each bounded separately). Prometheus is asked to give up on
+/// evaluating the query a little earlier, so a slow query comes back with its own explanation.
 pub const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Why a look at Prometheus gave no usable number. The variant name is the Event reason.
+/// Queries in flight to one Prometheus address at once; more wait for a permit (at most
+/// [`QUERY_TIMEOUT`]). A look asks four queries per `errorRate` metric (errors and total, for
+/// each arm), so 8 lets two metrics or Rollouts measure at once without waiting.
+pub const MAX_IN_FLIGHT: usize = 8;
+
+/// Longest piece of an unexpected HTTP body quoted in an error, in characters.
+const BODY_EXCERPT: usize = 200;
+
+/// Why one Prometheus query gave no count. A closed set: every answer that is not one finite,
+/// non-negative number is one of these. Each message names the query and says how to fix it;
+/// the variant's [`metric_label`](QueryError::metric_label) is the Event reason.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum ProviderError {
+pub enum QueryError {
     /// The address is not a usable URL.
     #[error(
-        "spec.analysis.metrics[].errorRate.prometheus.address {address:?} is not a URL: {message}"
+        "spec.analysis.metrics[].errorRate.prometheus.address {address:?} is not a URL ({message}), so `{query}` was not sent; write it as http://HOST:PORT"
     )]
     InvalidAddress {
         /// The configured address.
         address: String,
-        /// What is wrong with it.
+        /// The query that could not be sent.
+        query: String,
+        /// What is wrong with the address.
         message: String,
     },
-    /// Prometheus could not be reached or refused the query.
-    #[error("Prometheus at {address} failed on `{query}`: {message}")]
-    Query {
+    /// The HTTP request failed before an answer: connection refused, DNS, TLS, reset.
+    #[error(
+        "Prometheus at {address} could not be reached for `{query}`: {message}; check the address and that Prometheus runs and is reachable from the controller"
+    )]
+    Unreachable {
         /// The address asked.
         address: String,
         /// The rendered query.
         query: String,
-        /// The error.
+        /// The transport error, with its causes.
         message: String,
     },
-    /// The query returned no series (no data for this arm yet, or a wrong query).
-    #[error("`{query}` returned no data; check that the query matches the pods' series")]
+    /// No answer within the timeout.
+    #[error(
+        "Prometheus at {address} did not answer `{query}` within {seconds}s; check that it is healthy, or make the query cheaper (e.g. with a recording rule)"
+    )]
+    Timeout {
+        /// The address asked.
+        address: String,
+        /// The rendered query.
+        query: String,
+        /// The timeout, in seconds.
+        seconds: f64,
+    },
+    /// Every permit for this address stayed taken for the whole timeout: earlier queries are
+    /// still waiting for Prometheus.
+    #[error(
+        "`{query}` waited {seconds}s for one of the {limit} query slots of Prometheus at {address}; earlier queries are still unanswered, so check Prometheus' health and load"
+    )]
+    Saturated {
+        /// The address asked.
+        address: String,
+        /// The rendered query.
+        query: String,
+        /// Permits per address ([`MAX_IN_FLIGHT`]).
+        limit: usize,
+        /// How long it waited, in seconds.
+        seconds: f64,
+    },
+    /// An HTTP error status without a Prometheus error in the body (a proxy, a login page, a
+    /// wrong path).
+    #[error(
+        "Prometheus at {address} answered `{query}` with HTTP {status} and no Prometheus error (body: {body:?}); check that the address points at the Prometheus API and not at a proxy or login page"
+    )]
+    Http {
+        /// The address asked.
+        address: String,
+        /// The rendered query.
+        query: String,
+        /// The HTTP status code.
+        status: u16,
+        /// The start of the body, at most 200 characters.
+        body: String,
+    },
+    /// Prometheus refused the query with an error response (`"status": "error"`).
+    #[error(
+        "Prometheus at {address} refused `{query}`: {error_type}: {message}; bad_data is a PromQL mistake in the query, timeout and execution are Prometheus' own limits"
+    )]
+    Rejected {
+        /// The address asked.
+        address: String,
+        /// The rendered query.
+        query: String,
+        /// Prometheus' `errorType`: `bad_data`, `execution`, `timeout`, `canceled`, …
+        error_type: String,
+        /// Prometheus' `error` message.
+        message: String,
+    },
+    /// A successful HTTP answer that is not a Prometheus API response.
+    #[error(
+        "Prometheus at {address} answered `{query}` with something that is not a Prometheus API response ({message}); check that the address points at Prometheus"
+    )]
+    Malformed {
+        /// The address asked.
+        address: String,
+        /// The rendered query.
+        query: String,
+        /// What could not be read.
+        message: String,
+    },
+    /// The result is a range vector (matrix) or a string, not an instant value.
+    #[error(
+        "`{query}` returned a {result_type}, not one number; a count query must give an instant vector, e.g. sum(increase(http_requests_total{{...}}[30s]))"
+    )]
+    NotInstant {
+        /// The address asked.
+        address: String,
+        /// The rendered query.
+        query: String,
+        /// Prometheus' `resultType`: `matrix` or `string`.
+        result_type: String,
+    },
+    /// An empty vector: no series matched.
+    #[error(
+        "`{query}` returned no data: no series matched, so this arm has no data yet or the query's labels are wrong (check pod_template_hash and namespace in Prometheus); for an errors query that may legitimately match nothing, append `or vector(0)`"
+    )]
     NoData {
+        /// The address asked.
+        address: String,
         /// The rendered query.
         query: String,
     },
-    /// The query returned something that is not a finite, non-negative number.
-    #[error("`{query}` returned {value}, not a count")]
-    NotACount {
-        /// The rendered query.
-        query: String,
-        /// The value returned.
-        value: f64,
-    },
-    /// The query returned more than one series: it must aggregate (e.g. `sum(...)`).
-    #[error("`{query}` returned {series} series; wrap it in sum(...) so it returns one number")]
-    NotAggregated {
+    /// Several series where one number was expected.
+    #[error(
+        "`{query}` returned {series} series ({labels}) where one number was expected; aggregate it with sum(...)"
+    )]
+    SeveralSeries {
+        /// The address asked.
+        address: String,
         /// The rendered query.
         query: String,
         /// Number of series returned.
         series: usize,
+        /// The label sets of the first few, e.g. `{a="1"}, {a="2"}`.
+        labels: String,
+    },
+    /// NaN: typically 0/0, or `scalar()` of no data.
+    #[error(
+        "`{query}` returned NaN, not a count; this comes from a division by zero or scalar() of no data: count with sum(increase(...)) instead of dividing"
+    )]
+    NotANumber {
+        /// The address asked.
+        address: String,
+        /// The rendered query.
+        query: String,
+    },
+    /// +Inf or -Inf: typically a division by zero.
+    #[error(
+        "`{query}` returned {}, not a count; this comes from a division by zero: count with sum(increase(...)) instead of dividing",
+        infinity(.value)
+    )]
+    Infinite {
+        /// The address asked.
+        address: String,
+        /// The rendered query.
+        query: String,
+        /// The value, `f64::INFINITY` or `f64::NEG_INFINITY`.
+        value: f64,
+    },
+    /// A negative number, which no count is.
+    #[error(
+        "`{query}` returned {value}, a negative count; counts only grow: use increase() of a counter, not delta() or deriv() or a gauge"
+    )]
+    Negative {
+        /// The address asked.
+        address: String,
+        /// The rendered query.
+        query: String,
+        /// The value.
+        value: f64,
     },
 }
 
-impl ProviderError {
+/// `+Inf` or `-Inf`, as Prometheus writes them.
+fn infinity(value: &f64) -> &'static str {
+    if value.is_sign_negative() {
+        "-Inf"
+    } else {
+        "+Inf"
+    }
+}
+
+impl QueryError {
     /// A short, stable label for metrics and Event reasons.
     pub fn metric_label(&self) -> &'static str {
         match self {
-            ProviderError::InvalidAddress { .. } => "InvalidAddress",
-            ProviderError::Query { .. } => "QueryFailed",
-            ProviderError::NoData { .. } => "NoData",
-            ProviderError::NotACount { .. } => "NotACount",
-            ProviderError::NotAggregated { .. } => "NotAggregated",
+            QueryError::InvalidAddress { .. } => "InvalidAddress",
+            QueryError::Unreachable { .. } => "Unreachable",
+            QueryError::Timeout { .. } => "Timeout",
+            QueryError::Saturated { .. } => "Saturated",
+            QueryError::Http { .. } => "HttpError",
+            QueryError::Rejected { .. } => "QueryRejected",
+            QueryError::Malformed { .. } => "Malformed",
+            QueryError::NotInstant { .. } => "NotInstant",
+            QueryError::NoData { .. } => "NoData",
+            QueryError::SeveralSeries { .. } => "SeveralSeries",
+            QueryError::NotANumber { .. } => "NaN",
+            QueryError::Infinite { .. } => "Infinite",
+            QueryError::Negative { .. } => "Negative",
+        }
+    }
+
+    /// The rendered query that failed.
+    pub fn query(&self) -> &str {
+        match self {
+            QueryError::InvalidAddress { query, .. }
+            | QueryError::Unreachable { query, .. }
+            | QueryError::Timeout { query, .. }
+            | QueryError::Saturated { query, .. }
+            | QueryError::Http { query, .. }
+            | QueryError::Rejected { query, .. }
+            | QueryError::Malformed { query, .. }
+            | QueryError::NotInstant { query, .. }
+            | QueryError::NoData { query, .. }
+            | QueryError::SeveralSeries { query, .. }
+            | QueryError::NotANumber { query, .. }
+            | QueryError::Infinite { query, .. }
+            | QueryError::Negative { query, .. } => query,
         }
     }
 }
 
-/// The two arms' template variables for one window.
-#[derive(Clone, Debug)]
-pub struct Arms<'a> {
-    /// Variables of the canary arm.
-    pub canary: Variables<'a>,
-    /// Variables of the baseline arm.
-    pub baseline: Variables<'a>,
+/// One pooled client and its permits.
+#[derive(Clone)]
+struct Endpoint {
+    client: prometheus_http_query::Client,
+    permits: Arc<Semaphore>,
 }
 
-/// Evaluates the four queries (errors and total, for each arm) at `at` (Unix seconds) and returns
-/// the window's counts: errors rounded to whole requests and never above the total.
-pub async fn error_counts(
-    queries: &PrometheusQueries,
-    arms: &Arms<'_>,
-    at: i64,
-) -> Result<Counts, ProviderError> {
-    let address = queries.address.trim_end_matches('/');
-    let http = reqwest::Client::builder()
-        .timeout(QUERY_TIMEOUT)
-        .build()
-        .map_err(|e| ProviderError::Query {
-            address: address.to_string(),
-            query: String::new(),
-            message: e.to_string(),
-        })?;
-    let client = prometheus_http_query::Client::from(http, address).map_err(|e| {
-        ProviderError::InvalidAddress {
-            address: address.to_string(),
-            message: e.to_string(),
+/// The Prometheus provider: one HTTP client per Prometheus address, reused by every look for
+/// the controller's lifetime, with at most `max_in_flight` queries in flight per address.
+///
+/// All addresses share one `reqwest` connection pool; an entry per distinct address of the
+/// Rollouts' specs is created on first use and kept (a handful in practice).
+pub struct PrometheusPool {
+    http: reqwest::Client,
+    timeout: Duration,
+    max_in_flight: usize,
+    endpoints: Mutex<HashMap<String, Endpoint>>,
+}
+
+impl std::fmt::Debug for PrometheusPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PrometheusPool")
+            .field("timeout", &self.timeout)
+            .field("max_in_flight", &self.max_in_flight)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PrometheusPool {
+    /// A pool with [`QUERY_TIMEOUT`] and [`MAX_IN_FLIGHT`]. Fails only when the HTTP client
+    /// cannot be built (no TLS backend).
+    pub fn new() -> Result<PrometheusPool, reqwest::Error> {
+        PrometheusPool::with_limits(QUERY_TIMEOUT, MAX_IN_FLIGHT)
+    }
+
+    /// A pool whose queries time out after `timeout` and with at most `max_in_flight` (≥ 1)
+    /// queries in flight per address.
+    pub fn with_limits(
+        timeout: Duration,
+        max_in_flight: usize,
+    ) -> Result<PrometheusPool, reqwest::Error> {
+        let http = reqwest::Client::builder().timeout(timeout).build()?;
+        Ok(PrometheusPool {
+            http,
+            timeout,
+            max_in_flight: max_in_flight.max(1),
+            endpoints: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The pooled client of `address` (without a trailing `/`), created on first use.
+    fn endpoint(&self, address: &str) -> Result<Endpoint, String> {
+        // A poisoned lock only means another look panicked while inserting; the map is intact.
+        let mut endpoints = self
+            .endpoints
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(endpoint) = endpoints.get(address) {
+            return Ok(endpoint.clone());
         }
-    })?;
-    let one = |template: &str, vars: &Variables<'_>| {
-        let query = render(template, vars);
-        let client = client.clone();
-        async move { scalar(&client, address, query, at).await }
-    };
-    let (canary_errors, canary_total, baseline_errors, baseline_total) = try_join!(
-        one(&queries.errors, &arms.canary),
-        one(&queries.total, &arms.canary),
-        one(&queries.errors, &arms.baseline),
-        one(&queries.total, &arms.baseline),
-    )?;
-    let canary_total = canary_total.round();
-    let baseline_total = baseline_total.round();
-    Ok(Counts {
-        canary_events: canary_errors.round().min(canary_total) as u64,
-        baseline_events: baseline_errors.round().min(baseline_total) as u64,
-        canary_exposure: canary_total,
-        baseline_exposure: baseline_total,
-    })
+        let client = prometheus_http_query::Client::from(self.http.clone(), address)
+            .map_err(|e| error_chain(&e))?;
+        let endpoint = Endpoint {
+            client,
+            permits: Arc::new(Semaphore::new(self.max_in_flight)),
+        };
+        endpoints.insert(address.to_string(), endpoint.clone());
+        Ok(endpoint)
+    }
+
+    /// Evaluates `query` at `at` (Unix seconds) on the Prometheus at `address` and returns its
+    /// one finite, non-negative value; anything else is a [`QueryError`] (see
+    /// [`read_answer`]).
+    pub async fn value(&self, address: &str, query: &str, at: i64) -> Result<f64, QueryError> {
+        let address = address.trim_end_matches('/');
+        let endpoint = self
+            .endpoint(address)
+            .map_err(|message| QueryError::InvalidAddress {
+                address: address.to_string(),
+                query: query.to_string(),
+                message,
+            })?;
+        let seconds = self.timeout.as_secs_f64();
+        let Ok(Ok(_permit)) =
+            tokio::time::timeout(self.timeout, endpoint.permits.clone().acquire_owned()).await
+        else {
+            return Err(QueryError::Saturated {
+                address: address.to_string(),
+                query: query.to_string(),
+                limit: self.max_in_flight,
+                seconds,
+            });
+        };
+        let transport = |e: &reqwest::Error| {
+            if e.is_timeout() {
+                QueryError::Timeout {
+                    address: address.to_string(),
+                    query: query.to_string(),
+                    seconds,
+                }
+            } else {
+                QueryError::Unreachable {
+                    address: address.to_string(),
+                    query: query.to_string(),
+                    message: error_chain(e),
+                }
+            }
+        };
+        let unreachable = |e: &prometheus_http_query::Error| QueryError::Unreachable {
+            address: address.to_string(),
+            query: query.to_string(),
+            message: error_chain(e),
+        };
+        // Prometheus stops evaluating a little before the client gives up, and says so.
+        let evaluation_ms = (self.timeout.as_millis() * 9 / 10).max(1);
+        let response = endpoint
+            .client
+            .query(query)
+            .at(at)
+            .timeout(i64::try_from(evaluation_ms).unwrap_or(i64::MAX))
+            .get_raw()
+            .await
+            .map_err(|e| match &e {
+                prometheus_http_query::Error::Client(c) => match c.inner() {
+                    Some(source) => transport(source),
+                    None => unreachable(&e),
+                },
+                _ => unreachable(&e),
+            })?;
+        let status = response.status().as_u16();
+        let body = response.bytes().await.map_err(|e| transport(&e))?;
+        read_answer(address, query, status, &body)
+    }
+
+    /// Evaluates the four queries (errors and total, for each arm) at `at` (Unix seconds) and
+    /// returns the window's counts: errors rounded to whole requests and never above the total.
+    /// The first failing query's error is returned.
+    pub async fn error_counts(
+        &self,
+        queries: &PrometheusQueries,
+        arms: &Arms<'_>,
+        at: i64,
+    ) -> Result<Counts, QueryError> {
+        let one = |template: &str, vars: &Variables<'_>| {
+            let query = render(template, vars);
+            async move { self.value(&queries.address, &query, at).await }
+        };
+        let (canary_errors, canary_total, baseline_errors, baseline_total) = try_join!(
+            one(&queries.errors, &arms.canary),
+            one(&queries.total, &arms.canary),
+            one(&queries.errors, &arms.baseline),
+            one(&queries.total, &arms.baseline),
+        )?;
+        let canary_total = canary_total.round();
+        let baseline_total = baseline_total.round();
+        Ok(Counts {
+            canary_events: canary_errors.round().min(canary_total) as u64,
+            baseline_events: baseline_errors.round().min(baseline_total) as u64,
+            canary_exposure: canary_total,
+            baseline_exposure: baseline_total,
+        })
+    }
 }
 
-async fn scalar(
-    client: &prometheus_http_query::Client,
+impl MetricProvider for PrometheusPool {
+    fn name(&self) -> &'static str {
+        "prometheus"
+    }
+
+    /// Measures an `errorRate` metric: [`PrometheusPool::error_counts`] at the look's time.
+    fn measure<'a>(&'a self, look: Look<'a>) -> BoxFuture<'a, Result<Measurement, ProviderError>> {
+        Box::pin(async move {
+            let Some(error_rate) = &look.metric.error_rate else {
+                return Err(ProviderError::WrongProvider {
+                    metric: look.metric.name.clone(),
+                    provider: self.name(),
+                    wanted: "errorRate",
+                });
+            };
+            let counts = self
+                .error_counts(&error_rate.prometheus, look.arms, look.at.as_second())
+                .await?;
+            Ok(Measurement::Errors(counts))
+        })
+    }
+}
+
+/// The envelope of every Prometheus API response.
+#[derive(Deserialize)]
+struct Envelope {
+    status: String,
+    #[serde(default)]
+    data: Option<serde_json::Value>,
+    #[serde(default, rename = "errorType")]
+    error_type: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+/// Classifies one HTTP answer of Prometheus' instant-query endpoint (`/api/v1/query`): HTTP
+/// `status` and the raw `body`, from the Prometheus at `address` asked `query`. Returns the one
+/// finite, non-negative number it holds, or why there is none.
+pub fn read_answer(
     address: &str,
-    query: String,
-    at: i64,
-) -> Result<f64, ProviderError> {
-    let response = client
-        .query(&query)
-        .at(at)
-        .get()
-        .await
-        .map_err(|e| ProviderError::Query {
-            address: address.to_string(),
-            query: query.clone(),
-            message: e.to_string(),
-        })?;
-    let value = if let Some(vector) = response.data().as_vector() {
-        match vector.as_slice() {
-            [] => return Err(ProviderError::NoData { query }),
-            [one] => one.sample().value(),
-            many => {
-                return Err(ProviderError::NotAggregated {
-                    query,
-                    series: many.len(),
+    query: &str,
+    status: u16,
+    body: &[u8],
+) -> Result<f64, QueryError> {
+    let envelope: Envelope = match serde_json::from_slice(body) {
+        Ok(envelope) => envelope,
+        Err(e) if (200..300).contains(&status) => {
+            return Err(QueryError::Malformed {
+                address: address.into(),
+                query: query.into(),
+                message: format!("not JSON: {e}"),
+            });
+        }
+        Err(_) => {
+            return Err(QueryError::Http {
+                address: address.into(),
+                query: query.into(),
+                status,
+                body: excerpt(body),
+            });
+        }
+    };
+    match envelope.status.as_str() {
+        "success" => {}
+        "error" => {
+            return Err(QueryError::Rejected {
+                address: address.into(),
+                query: query.into(),
+                error_type: envelope.error_type.unwrap_or_else(|| "unknown".into()),
+                message: envelope.error.unwrap_or_default(),
+            });
+        }
+        other => {
+            return Err(QueryError::Malformed {
+                address: address.into(),
+                query: query.into(),
+                message: format!("status {other:?}"),
+            });
+        }
+    }
+    let data = envelope.data.unwrap_or_default();
+    // prometheus-http-query's `Data` knows vector, matrix and scalar; a string result is the one
+    // other result type Prometheus has.
+    if let Some(result_type @ "string") = data.get("resultType").and_then(|t| t.as_str()) {
+        return Err(QueryError::NotInstant {
+            address: address.into(),
+            query: query.into(),
+            result_type: result_type.into(),
+        });
+    }
+    let data: Data = serde_json::from_value(data).map_err(|e| QueryError::Malformed {
+        address: address.into(),
+        query: query.into(),
+        message: format!("unreadable data: {e}"),
+    })?;
+    value_of(address, query, &data)
+}
+
+/// The count in an instant-query result: the value of a one-series vector or of a scalar, if
+/// it is finite and non-negative.
+pub fn value_of(address: &str, query: &str, data: &Data) -> Result<f64, QueryError> {
+    let value = match data {
+        Data::Vector(vector) => match vector.as_slice() {
+            [] => {
+                return Err(QueryError::NoData {
+                    address: address.into(),
+                    query: query.into(),
                 });
             }
+            [one] => one.sample().value(),
+            many => {
+                return Err(QueryError::SeveralSeries {
+                    address: address.into(),
+                    query: query.into(),
+                    series: many.len(),
+                    labels: label_sets(many.iter().map(|s| s.metric())),
+                });
+            }
+        },
+        // A scalar is one number too (`scalar(...)`, or arithmetic on literals).
+        Data::Scalar(sample) => sample.value(),
+        Data::Matrix(_) => {
+            return Err(QueryError::NotInstant {
+                address: address.into(),
+                query: query.into(),
+                result_type: "matrix (range vector)".into(),
+            });
         }
-    } else if let Some(scalar) = response.data().as_scalar() {
-        scalar.value()
-    } else {
-        return Err(ProviderError::NotAggregated { query, series: 0 });
     };
-    if !value.is_finite() || value < 0.0 {
-        return Err(ProviderError::NotACount { query, value });
+    count(address, query, value)
+}
+
+/// `value` if it is a count: finite and not negative.
+fn count(address: &str, query: &str, value: f64) -> Result<f64, QueryError> {
+    if value.is_nan() {
+        Err(QueryError::NotANumber {
+            address: address.into(),
+            query: query.into(),
+        })
+    } else if value.is_infinite() {
+        Err(QueryError::Infinite {
+            address: address.into(),
+            query: query.into(),
+            value,
+        })
+    } else if value < 0.0 {
+        Err(QueryError::Negative {
+            address: address.into(),
+            query: query.into(),
+            value,
+        })
+    } else {
+        Ok(value)
     }
-    Ok(value)
+}
+
+/// The first three label sets, `{a="1", b="2"}, …`, labels sorted by name.
+fn label_sets<'a>(sets: impl Iterator<Item = &'a HashMap<String, String>>) -> String {
+    let mut shown: Vec<String> = sets
+        .take(4)
+        .map(|labels| {
+            let mut pairs: Vec<_> = labels.iter().collect();
+            pairs.sort();
+            let pairs: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+            format!("{{{}}}", pairs.join(", "))
+        })
+        .collect();
+    if shown.len() > 3 {
+        shown.truncate(3);
+        shown.push("…".into());
+    }
+    shown.join(", ")
+}
+
+/// The start of an unexpected body, for an error message.
+fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    match text.char_indices().nth(BODY_EXCERPT) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_string(),
+    }
+}
+
+/// An error and its causes, `outer: inner: innermost` (reqwest's own message names only the
+/// URL; the cause says "connection refused").
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+    use std::net::TcpListener;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Instant;
+
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    const ADDRESS: &str = "http://prometheus:9090";
+
+    fn answer(body: Value) -> Result<f64, QueryError> {
+        read_answer(ADDRESS, "q", 200, body.to_string().as_bytes())
+    }
+
+    fn vector(values: &[&str]) -> Value {
+        let result: Vec<Value> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| json!({"metric": {"pod": format!("p{i}")}, "value": [1.7e9, v]}))
+            .collect();
+        json!({"status": "success", "data": {"resultType": "vector", "result": result}})
+    }
+
+    fn scalar(value: &str) -> Value {
+        json!({"status": "success", "data": {"resultType": "scalar", "result": [1.7e9, value]}})
+    }
+
+    #[test]
+    fn one_finite_non_negative_number_is_a_count() {
+        assert_eq!(answer(vector(&["12.5"])), Ok(12.5));
+        assert_eq!(answer(vector(&["0"])), Ok(0.0));
+        assert_eq!(answer(scalar("3")), Ok(3.0), "scalar(...) is one number");
+    }
+
+    #[test]
+    fn nan_infinities_and_negatives_are_not_counts() {
+        for (body, label, words) in [
+            (vector(&["NaN"]), "NaN", "`q` returned NaN"),
+            (scalar("NaN"), "NaN", "`q` returned NaN"),
+            (vector(&["+Inf"]), "Infinite", "`q` returned +Inf"),
+            (scalar("-Inf"), "Infinite", "`q` returned -Inf"),
+            (
+                vector(&["-1"]),
+                "Negative",
+                "`q` returned -1, a negative count",
+            ),
+        ] {
+            let error = answer(body.clone()).expect_err(&body.to_string());
+            assert_eq!(error.metric_label(), label, "{body}");
+            let message = error.to_string();
+            assert!(message.contains(words), "{message}");
+            assert!(message.contains("instead of") || message.contains("use increase()"));
+        }
+    }
+
+    #[test]
+    fn no_series_or_several_series_are_not_one_count() {
+        let empty = answer(vector(&[])).unwrap_err();
+        assert!(matches!(empty, QueryError::NoData { .. }), "{empty:?}");
+        assert!(empty.to_string().contains("or vector(0)"), "{empty}");
+
+        let several = answer(vector(&["1", "2"])).unwrap_err();
+        let QueryError::SeveralSeries { series, labels, .. } = &several else {
+            panic!("{several:?}");
+        };
+        assert_eq!((*series, labels.as_str()), (2, r#"{pod="p0"}, {pod="p1"}"#));
+        assert!(several.to_string().contains("sum(...)"), "{several}");
+        let many = answer(vector(&["1", "2", "3", "4", "5"])).unwrap_err();
+        assert!(many.to_string().contains(r#"{pod="p2"}, …"#), "{many}");
+    }
+
+    #[test]
+    fn range_vectors_and_strings_are_not_instant_values() {
+        let matrix = json!({"status": "success", "data": {"resultType": "matrix",
+            "result": [{"metric": {}, "values": [[1.7e9, "1"], [1.7e9 + 1.0, "2"]]}]}});
+        let string = json!({"status": "success", "data": {"resultType": "string",
+            "result": [1.7e9, "text"]}});
+        for (body, kind) in [(matrix, "matrix"), (string, "string")] {
+            let error = answer(body).unwrap_err();
+            assert_eq!(error.metric_label(), "NotInstant");
+            assert!(
+                error
+                    .to_string()
+                    .starts_with(&format!("`q` returned a {kind}")),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_prometheus_error_or_a_foreign_answer_is_named_with_the_query() {
+        let refused = read_answer(
+            ADDRESS,
+            "sum(",
+            400,
+            br#"{"status":"error","errorType":"bad_data","error":"parse error: unclosed left parenthesis"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "Prometheus at http://prometheus:9090 refused `sum(`: bad_data: parse error: unclosed left parenthesis; \
+             bad_data is a PromQL mistake in the query, timeout and execution are Prometheus' own limits"
+        );
+
+        let proxy = read_answer(ADDRESS, "q", 502, b"<html>Bad Gateway</html>").unwrap_err();
+        assert_eq!(
+            proxy,
+            QueryError::Http {
+                address: ADDRESS.into(),
+                query: "q".into(),
+                status: 502,
+                body: "<html>Bad Gateway</html>".into(),
+            }
+        );
+        let long = "x".repeat(1000);
+        let QueryError::Http { body, .. } =
+            read_answer(ADDRESS, "q", 503, long.as_bytes()).unwrap_err()
+        else {
+            panic!("not an HTTP error");
+        };
+        assert_eq!(body.chars().count(), BODY_EXCERPT + 1);
+
+        for body in [
+            &b"<html>login</html>"[..],
+            br#"{"status":"success"}"#,
+            br#"{"x":1}"#,
+        ] {
+            let error = read_answer(ADDRESS, "q", 200, body).unwrap_err();
+            assert_eq!(error.metric_label(), "Malformed", "{error}");
+        }
+    }
+
+    #[test]
+    fn every_error_names_its_query() {
+        let errors = [
+            QueryError::InvalidAddress {
+                address: "x".into(),
+                query: "q1".into(),
+                message: "relative URL".into(),
+            },
+            QueryError::Unreachable {
+                address: ADDRESS.into(),
+                query: "q1".into(),
+                message: "connection refused".into(),
+            },
+            QueryError::Timeout {
+                address: ADDRESS.into(),
+                query: "q1".into(),
+                seconds: 10.0,
+            },
+            QueryError::Saturated {
+                address: ADDRESS.into(),
+                query: "q1".into(),
+                limit: 8,
+                seconds: 10.0,
+            },
+        ];
+        for error in errors {
+            assert_eq!(error.query(), "q1");
+            assert!(error.to_string().contains("`q1`"), "{error}");
+        }
+    }
+
+    /// A server that accepts connections and never answers; counts the connections.
+    fn hung_server() -> (String, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = format!("http://{}", listener.local_addr().unwrap());
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = accepted.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                counter.fetch_add(1, Ordering::SeqCst);
+                // Read the request and hold the connection until the client gives up.
+                std::thread::spawn(move || {
+                    let mut buffer = [0u8; 4096];
+                    while matches!(stream.read(&mut buffer), Ok(n) if n > 0) {}
+                });
+            }
+        });
+        (address, accepted)
+    }
+
+    #[tokio::test]
+    async fn a_hung_prometheus_is_a_timeout_naming_the_query() {
+        let (address, _) = hung_server();
+        let pool = PrometheusPool::with_limits(Duration::from_millis(500), 2).unwrap();
+        let started = Instant::now();
+        let error = pool.value(&address, "up", 0).await.unwrap_err();
+        assert!(matches!(error, QueryError::Timeout { .. }), "{error:?}");
+        assert!(
+            error
+                .to_string()
+                .contains("did not answer `up` within 0.5s")
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[tokio::test]
+    async fn queries_to_one_address_wait_for_a_permit_beyond_the_limit() {
+        let (address, accepted) = hung_server();
+        let pool = PrometheusPool::with_limits(Duration::from_secs(3), 2).unwrap();
+        let queries = futures::future::join_all(
+            (0..5).map(|i| pool.value(&address, ["a", "b", "c", "d", "e"][i], 0)),
+        );
+        let watch = async {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            accepted.load(Ordering::SeqCst)
+        };
+        let (results, in_flight) = tokio::join!(queries, watch);
+        assert_eq!(in_flight, 2, "Prometheus saw more queries than the limit");
+        for result in results {
+            let error = result.unwrap_err();
+            assert!(
+                matches!(
+                    error,
+                    QueryError::Timeout { .. } | QueryError::Saturated { .. }
+                ),
+                "{error:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn one_client_per_address_and_a_bad_address_is_named() {
+        let pool = PrometheusPool::new().unwrap();
+        pool.endpoint("http://a:9090").unwrap();
+        pool.endpoint("http://a:9090").unwrap();
+        pool.endpoint("http://b:9090").unwrap();
+        assert_eq!(pool.endpoints.lock().unwrap().len(), 2);
+
+        let error = pool.value("not a url", "up", 0).await.unwrap_err();
+        assert_eq!(error.metric_label(), "InvalidAddress", "{error}");
+        assert!(error.to_string().contains("`up` was not sent"), "{error}");
+    }
 }

@@ -9,12 +9,11 @@ use kube::ResourceExt;
 use kube::runtime::reflector::Store;
 
 use crate::analysis::assess::{self, Gate, Observation, Schedule};
-use crate::analysis::crashes::{PodSample, Side, crash_window};
-use crate::analysis::prometheus::{Arms, error_counts};
+use crate::analysis::crashes::PodCrashes;
+use crate::analysis::prometheus::PrometheusPool;
+use crate::analysis::provider::{Arms, Look, MetricProvider};
 use crate::analysis::template::Variables;
-use crate::api::{
-    AnalysisOutcome, AnalysisStatus, POD_TEMPLATE_HASH_LABEL, ROLLOUT_LABEL, Rollout,
-};
+use crate::api::{AnalysisOutcome, AnalysisStatus, Rollout};
 
 use super::revisions::{baseline_hash, template_hash};
 use super::second_wave;
@@ -46,9 +45,12 @@ fn gate_of(status: &AnalysisStatus) -> Gate {
 }
 
 /// Looks at the canary if analysis is configured, a canary of the spec's template is running with
-/// a non-zero weight, and a look is due. `None` when there is nothing to analyse.
+/// a non-zero weight, and a look is due. `None` when there is nothing to analyse. Error-rate
+/// metrics are measured through `prometheus` (the controller's pooled clients), crash metrics
+/// from the pod cache `pods`.
 pub async fn observe(
     pods: &Store<Pod>,
+    prometheus: &PrometheusPool,
     rollout: &Rollout,
     spec: &ValidSpec,
     now: Timestamp,
@@ -116,12 +118,7 @@ pub async fn observe(
 
     let name = rollout.name_any();
     let namespace = rollout.namespace().unwrap_or_default();
-    let needs_pods = analysis.metrics.iter().any(|m| m.crash_rate.is_some());
-    let pods = if needs_pods {
-        Some(pod_samples(pods, &namespace, &name, &canary, &baseline))
-    } else {
-        None
-    };
+    let crashes = PodCrashes::new(pods, &previous.pod_restarts);
     let mut observations = Vec::with_capacity(analysis.metrics.len());
     for metric in &analysis.metrics {
         let window = assess::window_seconds(previous, &metric.name, now);
@@ -142,22 +139,19 @@ pub async fn observe(
                 interval: &interval,
             },
         };
-        let observation = if let Some(error_rate) = &metric.error_rate {
-            match error_counts(&error_rate.prometheus, &arms, now.as_second()).await {
-                Ok(counts) => Observation::Errors(counts),
-                Err(e) => Observation::Unavailable(e.to_string()),
-            }
+        // The spec's validation gives every metric exactly one kind.
+        let provider: &dyn MetricProvider = if metric.error_rate.is_some() {
+            prometheus
         } else {
-            match &pods {
-                Some(samples) => Observation::Crashes(crash_window(
-                    samples,
-                    &previous.pod_restarts,
-                    window as f64,
-                )),
-                None => Observation::Unavailable("no pods listed".into()),
-            }
+            &crashes
         };
-        observations.push(observation);
+        let look = Look {
+            metric,
+            arms: &arms,
+            at: now,
+            window_seconds: window,
+        };
+        observations.push(Observation::from(provider.measure(look).await));
     }
     let assessment = assess::assess(previous, analysis, &observations, now);
     let next_look = match assess::schedule(Some(&assessment.status), analysis, &canary, now) {
@@ -171,57 +165,11 @@ pub async fn observe(
     })
 }
 
-/// The running pods of the canary and baseline arms of `rollout`, from the pod cache.
-fn pod_samples(
-    pods: &Store<Pod>,
-    namespace: &str,
-    rollout: &str,
-    canary: &str,
-    baseline: &str,
-) -> Vec<PodSample> {
-    pods.state()
-        .iter()
-        .filter(|p| p.namespace().as_deref() == Some(namespace))
-        .filter(|p| p.labels().get(ROLLOUT_LABEL).map(String::as_str) == Some(rollout))
-        .filter(|p| p.metadata.deletion_timestamp.is_none())
-        .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
-        .filter_map(|p| {
-            let hash = p.labels().get(POD_TEMPLATE_HASH_LABEL)?;
-            let side = if hash == canary {
-                Side::Canary
-            } else if hash == baseline {
-                Side::Baseline
-            } else {
-                return None;
-            };
-            let statuses = p
-                .status
-                .as_ref()?
-                .container_statuses
-                .clone()
-                .unwrap_or_default();
-            let restarts = statuses.iter().map(|c| c.restart_count).sum();
-            let crash_looping = statuses.iter().any(|c| {
-                c.state
-                    .as_ref()
-                    .and_then(|s| s.waiting.as_ref())
-                    .and_then(|w| w.reason.as_deref())
-                    == Some("CrashLoopBackOff")
-            });
-            Some(PodSample {
-                name: p.name_any(),
-                side,
-                restarts,
-                crash_looping,
-            })
-        })
-        .collect()
-}
-
 /// The stable's errors and requests over the second-wave watch of `incident` that ended at
 /// `until` (see [`second_wave::Step::Measure`]): the stable revision's counts in the canary arm
 /// of [`Counts`] (both arms are asked the same query), or why they could not be measured.
 pub async fn second_wave(
+    prometheus: &PrometheusPool,
     rollout: &Rollout,
     incident: &Incident,
     until: Timestamp,
@@ -236,7 +184,8 @@ pub async fn second_wave(
         canary: vars.clone(),
         baseline: vars,
     };
-    error_counts(&error_rate.prometheus, &arms, until.as_second())
+    prometheus
+        .error_counts(&error_rate.prometheus, &arms, until.as_second())
         .await
         .map_err(|e| e.to_string())
 }

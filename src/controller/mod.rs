@@ -77,6 +77,8 @@ pub struct Context {
     pub incidents: Store<Incident>,
     /// The HTTP client of every notification (connections are reused).
     pub http: reqwest::Client,
+    /// One client per Prometheus address, with a bound on concurrent queries.
+    pub prometheus: crate::analysis::prometheus::PrometheusPool,
     /// The resourceVersion of the status this controller last wrote, per Rollout
     /// (namespace, name): a cached copy older than it has not caught up yet.
     written: Mutex<HashMap<(String, String), u64>>,
@@ -89,6 +91,7 @@ impl Context {
         windows: windows::WindowDefaults,
         metrics: crate::telemetry::Metrics,
         caches: Caches,
+        prometheus: crate::analysis::prometheus::PrometheusPool,
     ) -> Context {
         let recorder = Recorder::new(
             client.clone(),
@@ -107,6 +110,7 @@ impl Context {
             pods: caches.pods,
             incidents: caches.incidents,
             http: reqwest::Client::new(),
+            prometheus,
             written: Mutex::new(HashMap::new()),
         }
     }
@@ -272,6 +276,7 @@ pub async fn run(
             pods,
             incidents,
         },
+        crate::analysis::prometheus::PrometheusPool::new()?,
     ));
     let (rollout_store, writer) = reflector::store();
     let forget = context.clone();
@@ -396,7 +401,7 @@ async fn reconcile_inner(
     };
     let revisions = ctx.revisions_of(rollout);
     let now = Timestamp::now();
-    let analysis = analysis::observe(&ctx.pods, rollout, &spec, now).await;
+    let analysis = analysis::observe(&ctx.pods, &ctx.prometheus, rollout, &spec, now).await;
     let incident = rollout
         .status
         .as_ref()
@@ -404,7 +409,9 @@ async fn reconcile_inner(
         .and_then(|i| ctx.incident(&namespace, i));
     let measured = match second_wave::step(rollout, incident.as_deref(), now) {
         second_wave::Step::Measure { until, window } => match incident.as_deref() {
-            Some(incident) => Some(analysis::second_wave(rollout, incident, until, window).await),
+            Some(incident) => {
+                Some(analysis::second_wave(&ctx.prometheus, rollout, incident, until, window).await)
+            }
             None => None,
         },
         second_wave::Step::Idle | second_wave::Step::Start { .. } | second_wave::Step::Wait(_) => {

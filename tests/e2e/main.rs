@@ -12,6 +12,7 @@ mod kstatus;
 mod leader;
 mod lifecycle;
 mod outbox;
+mod providers;
 mod rollout;
 mod schedule;
 mod smoke;

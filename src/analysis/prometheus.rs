@@ -257,6 +257,25 @@ impl QueryError {
             | QueryError::Negative { query, .. } => query,
         }
     }
+
+    /// The Prometheus address asked.
+    pub fn address(&self) -> &str {
+        match self {
+            QueryError::InvalidAddress { address, .. }
+            | QueryError::Unreachable { address, .. }
+            | QueryError::Timeout { address, .. }
+            | QueryError::Saturated { address, .. }
+            | QueryError::Http { address, .. }
+            | QueryError::Rejected { address, .. }
+            | QueryError::Malformed { address, .. }
+            | QueryError::NotInstant { address, .. }
+            | QueryError::NoData { address, .. }
+            | QueryError::SeveralSeries { address, .. }
+            | QueryError::NotANumber { address, .. }
+            | QueryError::Infinite { address, .. }
+            | QueryError::Negative { address, .. } => address,
+        }
+    }
 }
 
 /// One pooled client and its permits.

@@ -13,8 +13,8 @@ use tracing::{info, warn};
 use crate::api::{Incident, MitigationAction, Rollout};
 use crate::traffic::{TrafficRouter, WeightOutcome};
 
-use super::decide::Plan;
 use super::error::{Error, read_err, write_err};
+use super::plan::Plan;
 use super::revisions::{self, Revision, build_replica_set};
 use super::{Context, FIELD_MANAGER, mitigate, validate};
 

@@ -7,11 +7,12 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::runtime::reflector::Store;
+use tracing::warn;
 
 use crate::analysis::assess::{self, Gate, Observation, Schedule};
 use crate::analysis::crashes::PodCrashes;
 use crate::analysis::prometheus::PrometheusPool;
-use crate::analysis::provider::{Arms, Look, MetricProvider};
+use crate::analysis::provider::{Arms, Look, MetricProvider, ProviderError};
 use crate::analysis::template::Variables;
 use crate::api::{AnalysisOutcome, AnalysisStatus, Rollout};
 
@@ -47,10 +48,12 @@ fn gate_of(status: &AnalysisStatus) -> Gate {
 /// Looks at the canary if analysis is configured, a canary of the spec's template is running with
 /// a non-zero weight, and a look is due. `None` when there is nothing to analyse. Error-rate
 /// metrics are measured through `prometheus` (the controller's pooled clients), crash metrics
-/// from the pod cache `pods`.
+/// from the pod cache `pods`. A Prometheus that cannot answer is counted in `metrics` as
+/// `PrometheusUnavailable`.
 pub async fn observe(
     pods: &Store<Pod>,
     prometheus: &PrometheusPool,
+    metrics: &crate::telemetry::Metrics,
     rollout: &Rollout,
     spec: &ValidSpec,
     now: Timestamp,
@@ -151,7 +154,16 @@ pub async fn observe(
             at: now,
             window_seconds: window,
         };
-        observations.push(Observation::from(provider.measure(look).await));
+        let measured = provider.measure(look).await;
+        if let Err(ProviderError::Prometheus(e)) = &measured {
+            let error = super::Error::Prometheus {
+                address: e.address().to_string(),
+                message: e.to_string(),
+            };
+            warn!(error = %error, metric = %metric.name, "analysis look without data");
+            metrics.record_error(error.metric_label());
+        }
+        observations.push(Observation::from(measured));
     }
     let assessment = assess::assess(previous, analysis, &observations, now);
     let next_look = match assess::schedule(Some(&assessment.status), analysis, &canary, now) {

@@ -22,6 +22,7 @@ pub mod leader;
 pub mod mitigate;
 pub mod notify;
 pub mod outbox;
+pub mod plan;
 pub mod record;
 pub mod revisions;
 pub mod second_wave;
@@ -47,8 +48,8 @@ use tracing::{info, warn};
 
 use crate::api::{Incident, ROLLOUT_LABEL, Rollout};
 use crate::traffic::ReplicaWeighted;
-use decide::Observed;
 pub use error::{Error, ErrorKind};
+use plan::Observed;
 use revisions::Revision;
 
 /// How long a reconcile waits for the caches' first list before trying again later.
@@ -401,7 +402,15 @@ async fn reconcile_inner(
     };
     let revisions = ctx.revisions_of(rollout);
     let now = Timestamp::now();
-    let analysis = analysis::observe(&ctx.pods, &ctx.prometheus, rollout, &spec, now).await;
+    let analysis = analysis::observe(
+        &ctx.pods,
+        &ctx.prometheus,
+        &ctx.metrics,
+        rollout,
+        &spec,
+        now,
+    )
+    .await;
     let incident = rollout
         .status
         .as_ref()

@@ -14,7 +14,7 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 use crate::api::{NotificationEvent, NotificationResult, PendingNotification, Rollout};
 
-use super::decide::Transition;
+use super::plan::Transition;
 
 /// Attempts per notification before it is given up (and recorded as failed).
 pub const MAX_ATTEMPTS: u32 = 6;

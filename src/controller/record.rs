@@ -12,8 +12,8 @@ use tracing::{info, warn};
 
 use crate::api::{Incident, Phase, Rollout, RolloutStatus, SecondWave};
 
-use super::decide::Plan;
 use super::error::{Error, read_err, write_err};
+use super::plan::Plan;
 use super::{Context, FIELD_MANAGER, conditions};
 
 /// Writes the status when it changed, then publishes the transitions as Events. Returns the

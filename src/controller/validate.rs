@@ -11,7 +11,10 @@ use crate::api::{
 };
 use crate::schedule::windows::{WindowError, compile};
 
-use super::decide::{DEFAULT_PROGRESS_DEADLINE, DEFAULT_REVISION_HISTORY_LIMIT};
+/// Default `spec.progressDeadlineSeconds`.
+pub const DEFAULT_PROGRESS_DEADLINE: Duration = Duration::from_secs(600);
+/// Default `spec.revisionHistoryLimit`.
+pub const DEFAULT_REVISION_HISTORY_LIMIT: usize = 3;
 
 /// A canary step, parsed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

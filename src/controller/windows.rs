@@ -8,7 +8,7 @@ use k8s_openapi::jiff::Timestamp;
 use crate::api::{Rollout, Windows};
 use crate::schedule::windows::{WindowState, compile, merge_default};
 
-use super::decide::WindowGate;
+use super::plan::WindowGate;
 
 /// The windows in force: a cluster-wide default for Rollouts without their own.
 #[derive(Clone, Debug, Default)]

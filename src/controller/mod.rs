@@ -345,11 +345,40 @@ async fn reconcile(
         ),
     };
     let span = tracing::info_span!("reconcile", rollout = %name, namespace = %namespace, revision = %revision);
-    let result = reconcile_inner(guard, ctx.clone()).instrument(span).await;
+    let result = reconcile_inner(guard.clone(), ctx.clone())
+        .instrument(span)
+        .await;
     let outcome = result.as_ref().err().map_or("ok", Error::metric_label);
     ctx.metrics
         .observe_reconcile(started.elapsed().as_secs_f64(), outcome);
+    if let (Err(error), Ok(rollout)) = (&result, &guard.0) {
+        report_error(&ctx, rollout, error).await;
+    }
     result
+}
+
+/// A failed reconcile as a Warning Event on the Rollout, with the error kind as its reason
+/// (`KubeRead`, `KubeWrite`, `NamespaceTerminating`, ...). Refusals and invalid specs were
+/// already reported with their status; a conflict is retried at once and is no news.
+async fn report_error(ctx: &Context, rollout: &Rollout, error: &Error) {
+    match error.kind() {
+        ErrorKind::Conflict | ErrorKind::Refused | ErrorKind::InvalidSpec => {}
+        ErrorKind::KubeRead
+        | ErrorKind::KubeWrite
+        | ErrorKind::NamespaceTerminating
+        | ErrorKind::Prometheus
+        | ErrorKind::Router
+        | ErrorKind::Notification => {
+            let event = kube::runtime::events::Event {
+                type_: kube::runtime::events::EventType::Warning,
+                reason: error.metric_label().into(),
+                note: Some(record::truncate(&error.to_string(), 1000)),
+                action: "Reconcile".into(),
+                secondary: None,
+            };
+            record::publish(ctx, &event, &rollout.object_ref(&())).await;
+        }
+    }
 }
 
 async fn reconcile_inner(

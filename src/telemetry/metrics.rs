@@ -276,7 +276,7 @@ impl Metrics {
 
     /// Records one reconciliation that took `seconds` (wall-clock, from the start of observe to
     /// the end of record) and ended with `outcome`: `ok`, or the error's kind (its
-    /// `metric_label()`, e.g. `KubeApi`). Negative values count as 0.
+    /// `metric_label()`, e.g. `KubeRead`). Negative values count as 0.
     pub fn observe_reconcile(&self, seconds: f64, outcome: &str) {
         let outcome = self.inner.outcome_cap.admit(outcome);
         self.inner
@@ -356,12 +356,12 @@ mod tests {
         let metrics = Metrics::new();
         metrics.set_rollout_phase("shop", "checkout", Some("Progressing"));
         metrics.observe_reconcile(0.004, "ok");
-        metrics.observe_reconcile(0.3, "KubeApi");
+        metrics.observe_reconcile(0.3, "KubeRead");
         metrics.record_analysis("error-rate", "Fail");
         metrics.record_analysis("error-rate", "Fail");
         metrics.record_analysis("crash-rate", "Pass");
         metrics.observe_rollback(42.0, "AnalysisFailed");
-        metrics.record_error("KubeApi");
+        metrics.record_error("KubeRead");
         metrics.set_leader(true);
         let text = metrics.encode();
         for line in [
@@ -372,7 +372,7 @@ mod tests {
             r#"firebreak_reconcile_duration_seconds_count{outcome="ok"} 1"#,
             r#"firebreak_reconcile_duration_seconds_bucket{le="0.001",outcome="ok"} 0"#,
             r#"firebreak_reconcile_duration_seconds_bucket{le="0.005",outcome="ok"} 1"#,
-            r#"firebreak_reconcile_duration_seconds_bucket{le="10.0",outcome="KubeApi"} 1"#,
+            r#"firebreak_reconcile_duration_seconds_bucket{le="10.0",outcome="KubeRead"} 1"#,
             "# TYPE firebreak_analysis_decisions counter",
             r#"firebreak_analysis_decisions_total{metric="error-rate",outcome="Fail"} 2"#,
             r#"firebreak_analysis_decisions_total{metric="crash-rate",outcome="Pass"} 1"#,
@@ -383,7 +383,7 @@ mod tests {
             r#"firebreak_rollback_seconds_bucket{le="60.0",trigger="AnalysisFailed"} 1"#,
             r#"firebreak_rollback_seconds_bucket{le="600.0",trigger="AnalysisFailed"} 1"#,
             "# TYPE firebreak_errors counter",
-            r#"firebreak_errors_total{kind="KubeApi"} 1"#,
+            r#"firebreak_errors_total{kind="KubeRead"} 1"#,
             "# TYPE firebreak_leader gauge",
             "firebreak_leader 1",
             "# EOF",

@@ -19,6 +19,9 @@ pub use duration::{DURATION_PATTERN, DurationString, InvalidDuration};
 pub use incident::*;
 pub use rollout::*;
 
+/// The field manager of every write the controller makes (server-side apply and patches).
+pub const FIELD_MANAGER: &str = "firebreak";
+
 /// Label put on every ReplicaSet and pod of a Rollout, with the Rollout's name as value.
 pub const ROLLOUT_LABEL: &str = "firebreak.dev/rollout";
 /// The pod-template-hash label, as Deployments use it: identifies a revision's pods.

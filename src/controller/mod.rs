@@ -55,8 +55,7 @@ use revisions::Revision;
 /// How long a reconcile waits for the caches' first list before trying again later.
 pub const CACHE_SYNC_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The field manager of every write the controller makes.
-pub const FIELD_MANAGER: &str = "firebreak";
+pub use crate::api::FIELD_MANAGER;
 
 /// Shared state of the reconcilers.
 pub struct Context {
@@ -372,7 +371,7 @@ async fn report_error(ctx: &Context, rollout: &Rollout, error: &Error) {
             let event = kube::runtime::events::Event {
                 type_: kube::runtime::events::EventType::Warning,
                 reason: error.metric_label().into(),
-                note: Some(record::truncate(&error.to_string(), 1000)),
+                note: Some(crate::incident::message::truncate(&error.to_string(), 1000)),
                 action: "Reconcile".into(),
                 secondary: None,
             };

@@ -15,12 +15,12 @@ use tracing::{info, warn};
 
 use crate::api::{Incident, NotificationResult, PendingNotification, Rollout};
 use crate::incident::deliver::{self, payload, post, webhook_url};
-use crate::incident::message::message_for;
+use crate::incident::message::{message_for, truncate};
 
 use super::Context;
 use super::error::Error;
 use super::outbox::{self, After, Attempt};
-use super::record::{apply_status, publish, truncate};
+use super::record::{apply_status, publish};
 
 /// Attempts every notification of `rollout`'s outbox that is due now, and records the outcomes;
 /// `given_up` are notifications the decision dropped from a full outbox, recorded as failed.

@@ -11,6 +11,7 @@ use serde_json::json;
 use tracing::{info, warn};
 
 use crate::api::{Incident, Phase, Rollout, RolloutStatus, SecondWave};
+use crate::incident::message::truncate;
 
 use super::error::{Error, read_err, write_err};
 use super::plan::Plan;
@@ -112,17 +113,6 @@ pub async fn write_second_wave(ctx: &Context, namespace: &str, name: &str, wave:
     {
         warn!(incident = %name, error = %e, "could not record the second-wave check");
     }
-}
-
-pub fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
 }
 
 /// A Rollout the controller cannot act on (its spec fails validation, or the API server refused

@@ -14,7 +14,7 @@ use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
 use tracing::warn;
 
-use super::message::{Message, json_payload, slack_payload};
+use super::message::{Message, json_payload, slack_payload, truncate};
 use crate::api::{Incident, Notification, NotificationResult, WebhookFormat};
 
 /// The header that carries a notification's idempotency key
@@ -153,14 +153,6 @@ fn describe(e: reqwest::Error) -> String {
     text
 }
 
-/// `s` cut to at most `max_chars` characters, with `…` when cut.
-pub fn truncate(s: &str, max_chars: usize) -> String {
-    match s.char_indices().nth(max_chars) {
-        Some((end, _)) => format!("{}…", &s[..end]),
-        None => s.to_string(),
-    }
-}
-
 /// Appends `results` to the Incident `namespace/name`'s `status.notifications` (read, append,
 /// merge patch guarded by the resourceVersion), retrying on conflict; a missing Incident or
 /// other error is logged.
@@ -175,7 +167,7 @@ pub async fn record_results(
     }
     let api = Api::<Incident>::namespaced(client.clone(), namespace);
     let params = PatchParams {
-        field_manager: Some(crate::controller::FIELD_MANAGER.into()),
+        field_manager: Some(crate::api::FIELD_MANAGER.into()),
         ..PatchParams::default()
     };
     for _ in 0..STATUS_CONFLICT_RETRIES {

@@ -7,7 +7,6 @@
 use kube::ResourceExt;
 use serde_json::{Value, json};
 
-use super::deliver::truncate;
 use super::postmortem::{duration_text, group};
 use crate::api::{Incident, IncidentSpec, Reason, Rollout, SecondWaveState};
 
@@ -476,6 +475,19 @@ pub fn json_payload(msg: &Message, incident: Option<&Incident>) -> Value {
         "text": msg.text,
         "incident": incident,
     })
+}
+
+/// `s` cut to at most `max` bytes (on a character boundary), with `…` when cut: Event notes
+/// (1 kB), Slack sections (3,000 characters) and quoted answers have limits.
+pub fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
 }
 
 #[cfg(test)]

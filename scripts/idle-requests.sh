@@ -64,7 +64,8 @@ say "installing the CRDs and starting the controller"
 "$firebreak" crd | "$kubectl" apply --server-side -f - >/dev/null
 "$kubectl" create namespace "$ns" >/dev/null
 for _ in $(seq 100); do
-    [[ "$("$kubectl" get crd rollouts.firebreak.dev -o jsonpath='{.status.conditions[?(@.type=="Established")].status}')" == True ]] && break
+    # Until the API server has set any condition, the filter has no list to look at and fails.
+    [[ "$("$kubectl" get crd rollouts.firebreak.dev -o jsonpath='{.status.conditions[?(@.type=="Established")].status}' 2>/dev/null)" == True ]] && break
     sleep 0.2
 done
 FIREBREAK_LOG_FORMAT=json "$firebreak" controller --namespace "$ns" --metrics-address 127.0.0.1:0 \

@@ -13,7 +13,7 @@
 #   - the API server's own apiserver_request_total (every client, not only the controller)
 # at the start and the end of the idle period, and prints the differences: by verb and resource,
 # per Rollout, per reconcile, and per Rollout per minute. A settled Rollout is looked at again
-# every RESYNC seconds (src/controller/decide.rs), so the idle period should span several RESYNCs.
+# every RESYNC seconds (`decide::RESYNC`), so the idle period should span several RESYNCs.
 #
 # Everything is stopped and the environment deleted on exit, also on Ctrl-C or failure.
 # Settings: FIREBREAK_IDLE_SETTLE_TIMEOUT  seconds to wait for all Rollouts to be Healthy (900).
@@ -43,8 +43,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-resync="$(sed -n 's/^pub const RESYNC: Duration = Duration::from_secs(\([0-9]*\));.*/\1/p' src/controller/decide.rs)"
-[[ -n "$resync" ]] || die "cannot read RESYNC from src/controller/decide.rs"
+# decide.rs, or decide/mod.rs once decide is split by concern.
+resync="$(grep -rh '^pub const RESYNC: Duration' src/controller |
+    sed -n 's/.*Duration::from_secs(\([0-9]*\));.*/\1/p' | head -1)"
+[[ -n "$resync" ]] || die "cannot read RESYNC (pub const RESYNC: Duration) from src/controller"
 if ((minutes * 60 < 2 * resync)); then
     echo "warning: $minutes minutes hold fewer than two resyncs (RESYNC is ${resync}s) of each Rollout" >&2
 fi

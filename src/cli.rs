@@ -180,7 +180,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Some(path) => crate::controller::windows::WindowDefaults::load(&path)?,
                 None => crate::controller::windows::WindowDefaults::none(),
             };
-            let client = client().await?;
+            // Counted: `firebreak_kube_requests_total` shows what the controller costs the API.
+            let client = crate::telemetry::counted_client(config().await?, &telemetry.metrics)
+                .map_err(unreachable)?;
             if !leader_election {
                 telemetry.metrics.set_leader(true);
                 return crate::controller::run(client, namespace, windows, telemetry).await;
@@ -391,11 +393,17 @@ fn incidents_table(
 }
 
 async fn client() -> anyhow::Result<Client> {
-    Client::try_default().await.map_err(|e| {
-        anyhow::anyhow!(
-            "cannot reach a Kubernetes cluster ({e}); set KUBECONFIG or run inside a cluster"
-        )
-    })
+    Client::try_from(config().await?).map_err(unreachable)
+}
+
+async fn config() -> anyhow::Result<kube::Config> {
+    kube::Config::infer().await.map_err(unreachable)
+}
+
+fn unreachable(e: impl std::fmt::Display) -> anyhow::Error {
+    anyhow::anyhow!(
+        "cannot reach a Kubernetes cluster ({e}); set KUBECONFIG or run inside a cluster"
+    )
 }
 
 async fn rollout_api(target: &Target) -> anyhow::Result<(Api<Rollout>, String)> {

@@ -72,6 +72,12 @@ struct KindLabels {
     kind: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    verb: String,
+    resource: String,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// Admits the first `limit` distinct values of one label; later values become [`OTHER`].
@@ -119,12 +125,14 @@ struct Inner {
     analysis: Family<AnalysisLabels, Counter>,
     rollback: HistogramFamily<TriggerLabels>,
     errors: Family<KindLabels, Counter>,
+    kube_requests: Family<RequestLabels, Counter>,
     leader: Gauge,
     phases: Mutex<PhaseBook>,
     metric_cap: LabelCap,
     outcome_cap: LabelCap,
     kind_cap: LabelCap,
     trigger_cap: LabelCap,
+    resource_cap: LabelCap,
 }
 
 /// The controller's own metrics. Cloning is cheap (one `Arc`); every clone records into the same
@@ -137,6 +145,8 @@ struct Inner {
 /// - `firebreak_rollback_seconds{trigger}` histogram: evidence turning (or the decision) to the
 ///   canary scaled down, 0.1 s–600 s;
 /// - `firebreak_errors_total{kind}` counter: reconcile errors by kind;
+/// - `firebreak_kube_requests_total{verb,resource}` counter: requests this process sent to the
+///   Kubernetes API (see [`crate::telemetry::counted_client`]);
 /// - `firebreak_leader` gauge: 1 while this replica holds the leader lease, else 0.
 #[derive(Clone)]
 pub struct Metrics {
@@ -166,6 +176,7 @@ impl Metrics {
         let rollback: HistogramFamily<TriggerLabels> =
             Family::new_with_constructor(|| Histogram::new(ROLLBACK_BUCKETS));
         let errors = Family::<KindLabels, Counter>::default();
+        let kube_requests = Family::<RequestLabels, Counter>::default();
         let leader = Gauge::default();
         registry.register(
             "rollouts",
@@ -191,6 +202,11 @@ impl Metrics {
         );
         registry.register("errors", "Reconcile errors by kind", errors.clone());
         registry.register(
+            "kube_requests",
+            "Requests sent to the Kubernetes API, by Kubernetes verb and resource (a watch counts once, when it is opened)",
+            kube_requests.clone(),
+        );
+        registry.register(
             "leader",
             "1 while this replica holds the leader lease and reconciles, 0 otherwise",
             leader.clone(),
@@ -203,12 +219,14 @@ impl Metrics {
                 analysis,
                 rollback,
                 errors,
+                kube_requests,
                 leader,
                 phases: Mutex::new(PhaseBook::default()),
                 metric_cap: LabelCap::new(METRIC_LABEL_LIMIT),
                 outcome_cap: LabelCap::new(CODE_LABEL_LIMIT),
                 kind_cap: LabelCap::new(CODE_LABEL_LIMIT),
                 trigger_cap: LabelCap::new(CODE_LABEL_LIMIT),
+                resource_cap: LabelCap::new(CODE_LABEL_LIMIT),
             }),
         }
     }
@@ -318,6 +336,22 @@ impl Metrics {
         self.inner.errors.get_or_create(&KindLabels { kind }).inc();
     }
 
+    /// Counts one request to the Kubernetes API: `verb` is the Kubernetes verb (`get`, `list`,
+    /// `watch`, `create`, `patch`, `update`, `delete`, …) and `resource` the resource's plural,
+    /// with its subresource as RBAC writes it (`rollouts`, `rollouts/status`). Beyond
+    /// [`CODE_LABEL_LIMIT`] distinct resources, new ones are counted under `resource="other"`
+    /// (verbs are a fixed set from the code, hence `'static`).
+    pub fn record_kube_request(&self, verb: &'static str, resource: &str) {
+        let resource = self.inner.resource_cap.admit(resource);
+        self.inner
+            .kube_requests
+            .get_or_create(&RequestLabels {
+                verb: verb.to_string(),
+                resource,
+            })
+            .inc();
+    }
+
     /// Sets `firebreak_leader`: 1 when this replica holds the leader lease, 0 when it does not.
     pub fn set_leader(&self, leader: bool) {
         self.inner.leader.set(i64::from(leader));
@@ -362,6 +396,9 @@ mod tests {
         metrics.record_analysis("crash-rate", "Pass");
         metrics.observe_rollback(42.0, "AnalysisFailed");
         metrics.record_error("KubeRead");
+        metrics.record_kube_request("get", "rollouts");
+        metrics.record_kube_request("patch", "rollouts/status");
+        metrics.record_kube_request("patch", "rollouts/status");
         metrics.set_leader(true);
         let text = metrics.encode();
         for line in [
@@ -384,6 +421,9 @@ mod tests {
             r#"firebreak_rollback_seconds_bucket{le="600.0",trigger="AnalysisFailed"} 1"#,
             "# TYPE firebreak_errors counter",
             r#"firebreak_errors_total{kind="KubeRead"} 1"#,
+            "# TYPE firebreak_kube_requests counter",
+            r#"firebreak_kube_requests_total{verb="get",resource="rollouts"} 1"#,
+            r#"firebreak_kube_requests_total{verb="patch",resource="rollouts/status"} 2"#,
             "# TYPE firebreak_leader gauge",
             "firebreak_leader 1",
             "# EOF",

@@ -4,11 +4,14 @@
 //!   errors and leader status, in one prometheus-client registry;
 //! - [`Health`]: readiness (the controller's watches have synced); liveness is the process
 //!   answering at all;
-//! - [`serve`]: `GET /metrics`, `/healthz` and `/readyz` on one address, in the background.
+//! - [`serve`]: `GET /metrics`, `/healthz` and `/readyz` on one address, in the background;
+//! - [`counted_client`]: a kube client that counts its own requests into [`Metrics`].
 
 mod metrics;
+mod requests;
 
 pub use metrics::{CODE_LABEL_LIMIT, CONTENT_TYPE, METRIC_LABEL_LIMIT, Metrics, OTHER};
+pub use requests::{NON_RESOURCE, classify, counted_client};
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -5,15 +5,15 @@
 
 use std::time::Duration;
 
-use firebreak::api::{Incident, NotificationEvent, Phase, Rollout};
+use firebreak::api::{NotificationEvent, Phase, Rollout};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 use kube::api::{Patch, PatchParams};
 use serde_json::json;
 
 use crate::support::{
-    ControllerProcess, Receiver, TestEnv, create_rollout, eventually, firebreak, install_crds,
-    phase, rollout_body, set_image, wait_for_rollout,
+    ControllerProcess, Receiver, TestEnv, create_rollout, eventually, firebreak,
+    incident_with_delivered, install_crds, phase, rollout_body, set_image, wait_for_rollout,
 };
 use crate::triggers::json_receiver;
 
@@ -44,6 +44,22 @@ async fn canary_paging(client: &kube::Client, ns: &str, receiver: &Receiver) -> 
     )
     .await;
     api
+}
+
+/// Waits until `receiver` answered a `RolledBack` page with 200.
+async fn page_delivered(receiver: &Receiver, when: &str) {
+    eventually(
+        &format!("the page delivered {when}"),
+        Duration::from_secs(60),
+        || async {
+            receiver
+                .requests_about("RolledBack")
+                .iter()
+                .any(|r| r.answered == 200)
+                .then_some(())
+        },
+    )
+    .await;
 }
 
 fn pending_about(rollout: &Rollout, event: NotificationEvent) -> Vec<String> {
@@ -94,18 +110,7 @@ async fn a_controller_killed_before_the_receiver_answered_delivers_after_restart
 
     receiver.answer(200);
     controller.restart();
-    eventually(
-        "the page delivered after the restart",
-        Duration::from_secs(60),
-        || async {
-            receiver
-                .requests_about("RolledBack")
-                .iter()
-                .any(|r| r.answered == 200)
-                .then_some(())
-        },
-    )
-    .await;
+    page_delivered(&receiver, "after the restart").await;
     // A second delivery would follow within a reconcile or two.
     tokio::time::sleep(Duration::from_secs(5)).await;
     let all = receiver.requests_about("RolledBack");
@@ -126,26 +131,8 @@ async fn a_controller_killed_before_the_receiver_answered_delivers_after_restart
         |r| pending_about(r, NotificationEvent::RolledBack).is_empty(),
     )
     .await;
-    let incidents: Api<Incident> = Api::namespaced(env.client.clone(), &ns.name);
     let name = rollout.status.unwrap().incident.expect("status.incident");
-    eventually(
-        "the delivery recorded in the Incident",
-        Duration::from_secs(30),
-        || {
-            let incidents = incidents.clone();
-            let name = name.clone();
-            async move {
-                let incident = incidents.get_opt(&name).await.ok().flatten()?;
-                incident
-                    .status?
-                    .notifications
-                    .iter()
-                    .any(|n| n.event == NotificationEvent::RolledBack && n.delivered)
-                    .then_some(())
-            }
-        },
-    )
-    .await;
+    incident_with_delivered(&env.client, &ns.name, &name, NotificationEvent::RolledBack).await;
 }
 
 #[tokio::test]
@@ -214,16 +201,5 @@ async fn a_controller_that_lost_its_lease_sends_nothing_more() {
 
     // The other controller goes away: this one leads again and delivers, retries carrying over.
     thief.abort();
-    eventually(
-        "the page delivered by the leader again",
-        Duration::from_secs(60),
-        || async {
-            receiver
-                .requests_about("RolledBack")
-                .iter()
-                .any(|r| r.answered == 200)
-                .then_some(())
-        },
-    )
-    .await;
+    page_delivered(&receiver, "by the leader again").await;
 }

@@ -3,15 +3,15 @@
 
 use std::time::Duration;
 
-use firebreak::api::{Incident, NotificationEvent, Phase, Trigger};
+use firebreak::api::{NotificationEvent, Phase, Trigger};
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::api::PostParams;
 use serde_json::json;
 
 use crate::support::{
-    Receiver, RolloutTest, create_rollout, eventually, firebreak, phase, rollout_body, set_image,
-    wait_for_rollout,
+    Receiver, RolloutTest, create_rollout, eventually, firebreak, incident_with_delivered, phase,
+    rollout_body, set_image, wait_for_rollout,
 };
 
 /// Creates the Secret `hooks` whose key `url` is the receiver's URL, and returns the
@@ -104,26 +104,9 @@ async fn a_canary_past_its_max_duration_is_rolled_back_with_one_page_and_a_true_
         "the page names the trigger in words: {text}"
     );
 
-    let incidents: Api<Incident> = Api::namespaced(env.client.clone(), &ns.name);
     let name = status.incident.clone().expect("status.incident");
-    let incident = eventually(
-        "the Incident with its notification recorded",
-        Duration::from_secs(30),
-        || {
-            let incidents = incidents.clone();
-            let name = name.clone();
-            async move {
-                let incident = incidents.get_opt(&name).await.ok().flatten()?;
-                let sent = incident.status.as_ref().is_some_and(|s| {
-                    s.notifications
-                        .iter()
-                        .any(|n| n.event == NotificationEvent::RolledBack && n.delivered)
-                });
-                sent.then_some(incident)
-            }
-        },
-    )
-    .await;
+    let incident =
+        incident_with_delivered(&env.client, &ns.name, &name, NotificationEvent::RolledBack).await;
     let spec = &incident.spec;
     assert_eq!(spec.trigger, Trigger::MaxDurationExceeded);
     assert_eq!(spec.stable_revision, v1_hash);

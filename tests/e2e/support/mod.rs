@@ -584,6 +584,33 @@ pub async fn query_value(prometheus: &prometheus_http_query::Client, query: &str
     Some(result.data().as_vector()?.first()?.sample().value())
 }
 
+/// Waits until the Incident `name` records a delivered `event` notification, and returns it.
+pub async fn incident_with_delivered(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    event: firebreak::api::NotificationEvent,
+) -> firebreak::api::Incident {
+    let incidents: Api<firebreak::api::Incident> = Api::namespaced(client.clone(), namespace);
+    eventually(
+        &format!("Incident {name} with a delivered {event} notification"),
+        Duration::from_secs(30),
+        || {
+            let incidents = incidents.clone();
+            async move {
+                let incident = incidents.get_opt(name).await.ok().flatten()?;
+                let sent = incident.status.as_ref().is_some_and(|s| {
+                    s.notifications
+                        .iter()
+                        .any(|n| n.event == event && n.delivered)
+                });
+                sent.then_some(incident)
+            }
+        },
+    )
+    .await
+}
+
 /// One request a [`Receiver`] got.
 #[derive(Clone, Debug)]
 pub struct Delivered {

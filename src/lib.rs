@@ -7,7 +7,8 @@
 //! Layout:
 //! - [`api`]: the custom resources (the public contract) and their CRDs;
 //! - [`controller`]: observe → decide (pure) → act → record;
-//! - [`analysis`]: metric providers and the judge;
+//! - [`analysis`]: metric providers, and the looks that feed them to the judge (the crate
+//!   `firebreak_judge`, in `crates/judge`: pure statistics, no Kubernetes);
 //! - [`traffic`]: traffic routers behind one trait;
 //! - [`cli`] and [`status`]: the command line.
 

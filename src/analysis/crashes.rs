@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use super::judge::Counts;
+use firebreak_judge::Counts;
 
 /// Which side of the comparison a pod is on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

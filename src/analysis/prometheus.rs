@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
+use firebreak_judge::Counts;
 use futures::try_join;
 
 use crate::api::PrometheusQueries;
 
-use super::judge::Counts;
 use super::template::{Variables, render};
 
 /// How long one query may take before the look counts as failed.

@@ -16,9 +16,9 @@ use serde_json::json;
 
 use crate::analysis::assess::{self, Gate, Observation};
 use crate::analysis::crashes::{PodSample, Side, crash_window};
-use crate::analysis::judge::Counts;
 use crate::api::{Analysis, AnalysisStatus};
 use crate::controller::validate::{StepKind, planned_duration};
+use firebreak_judge::Counts;
 
 use super::judges::{Final, Judge, Settings};
 use super::sim::{BLOCK_SECONDS, HORIZON_SECONDS, Look, Scenario, Stream, Weights};

@@ -321,8 +321,8 @@ impl Judge for FlaggerStyle {
 }
 
 /// `θ0 = ρ R0 / (ρ R0 + 1 − ρ)`: the probability that an event came from the canary when its
-/// share of exposure is `ρ` and its rate is `R0` times the baseline's (the judge's model,
-/// `analysis/judge.rs`).
+/// share of exposure is `ρ` and its rate is `R0` times the baseline's (the judge's model, the
+/// crate docs of `firebreak_judge`).
 pub fn canary_share(rho: f64, r0: f64) -> f64 {
     rho * r0 / (rho * r0 + 1.0 - rho)
 }

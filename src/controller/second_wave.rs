@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use firebreak_judge::{Counts, Evidence, MetricKind, Policy, Verdict, judge};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Patch, PatchParams};
@@ -13,7 +14,6 @@ use serde_json::json;
 use tracing::warn;
 
 use crate::analysis::assess;
-use crate::analysis::judge::{Counts, Evidence, MetricKind, Policy, Verdict, judge};
 use crate::analysis::prometheus::{Arms, error_counts};
 use crate::analysis::template::Variables;
 use crate::api::{Incident, Phase, Rollout, SecondWave, SecondWaveState, Triage};

@@ -14,7 +14,6 @@
 
 pub mod analysis;
 pub mod api;
-pub mod bench;
 pub mod cli;
 pub mod controller;
 pub mod fleet;

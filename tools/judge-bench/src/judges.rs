@@ -1,5 +1,5 @@
 //! The judges under comparison: re-implementations of the peers' decision rules, Firebreak's
-//! judge (through the controller's own code path, see [`super::firebreak`]) and the oracle.
+//! judge (through the controller's own code path, see [`super::operator`]) and the oracle.
 //!
 //! Every judge sees the same [`Stream`] and, at a given cadence, the same [`Look`]s. At each
 //! look it may roll back; at the horizon (4 hours, the end of the canary's steps) it promotes,
@@ -10,8 +10,8 @@
 //! of the baseline's *configured* rate (its error fraction, or crashes per pod-second), never of
 //! what the baseline does during the canary.
 
-use super::firebreak::FirebreakJudge;
 use super::kayenta::KayentaStyle;
+use super::operator::FirebreakJudge;
 use super::sim::{BLOCK_SECONDS, BLOCKS, Look, Scenario, Stream};
 use super::stats::{binomial_pmf, normal_quantile};
 

@@ -17,6 +17,12 @@ step "format and lints"
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
 
+# The cluster tests start the fleet simulator, a binary of another package of the workspace;
+# build it now (the tests run the same build, then find it up to date) so that a compile error
+# shows here rather than in the first test that needs it.
+step "fleet simulator"
+cargo build --locked --quiet --bin fleet-sim
+
 if [[ "${FIREBREAK_USE_EXISTING:-0}" != 1 ]]; then
     env_name="test"
     step "local environment '$env_name'"

@@ -16,7 +16,6 @@ pub mod analysis;
 pub mod api;
 pub mod cli;
 pub mod controller;
-pub mod fleet;
 pub mod incident;
 pub mod schedule;
 pub mod status;

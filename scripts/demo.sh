@@ -2,8 +2,8 @@
 # The Firebreak demo (README's main command). On a fresh machine it:
 #   1. builds the local environment's tools if they are not cached, and starts a local cluster
 #      (real kube-apiserver, controller-manager, scheduler, etcd; kwok nodes) and Prometheus;
-#   2. builds firebreak, installs its CRD, starts the fleet simulator (scraped by Prometheus)
-#      and the controller;
+#   2. builds firebreak and the fleet simulator (tools/fleet-sim), installs the CRD, starts the
+#      simulator (scraped by Prometheus) and the controller;
 #   3. applies examples/demo: v1 (deployed straight to stable), v2 (healthy: promoted through its
 #      canary steps once the judge is sure), v3 (5% errors: rolled back by itself);
 #   4. shows each rollout live and ends with the rollback reason;
@@ -35,8 +35,9 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 say "building firebreak"
-cargo build --quiet --bin firebreak
+cargo build --quiet --bin firebreak --bin fleet-sim
 firebreak="$repo/target/debug/firebreak"
+fleet_sim="$repo/target/debug/fleet-sim"
 
 say "starting the local cluster and Prometheus"
 scripts/env.sh up "$name" >/dev/null
@@ -53,7 +54,7 @@ for _ in $(seq 100); do
     sleep 0.2
 done
 
-FIREBREAK_LOG=warn "$firebreak" simulate-fleet --namespace "$ns" --listen 127.0.0.1:0 --seed 7 \
+FIREBREAK_LOG=warn "$fleet_sim" --namespace "$ns" --listen 127.0.0.1:0 --seed 7 \
     >"$logs/simulator.out" 2>"$logs/simulator.log" &
 pids+=($!)
 for _ in $(seq 100); do

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the TrueType font the judge benchmark's plot uses for its text (Debian's
 # fonts-dejavu-core: /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf). Without it
-# `cargo run --release --bin judge-bench` still draws the plot, without text, and report.md
+# `cargo run --release -p judge-bench` still draws the plot, without text, and report.md
 # names the lines. Another font: FIREBREAK_BENCH_FONT=/path/to/font.ttf.
 set -euo pipefail
 

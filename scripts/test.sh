@@ -14,8 +14,14 @@ cd "$here/.."
 step() { printf '\n== %s\n' "$*" >&2; }
 
 step "format and lints"
-cargo fmt --check
-cargo clippy --all-targets --locked -- -D warnings
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# The cluster tests start the fleet simulator, a binary of another package of the workspace;
+# build it now (the tests run the same build, then find it up to date) so that a compile error
+# shows here rather than in the first test that needs it.
+step "fleet simulator"
+cargo build --locked --quiet --bin fleet-sim
 
 if [[ "${FIREBREAK_USE_EXISTING:-0}" != 1 ]]; then
     env_name="test"
@@ -28,4 +34,4 @@ if [[ "${FIREBREAK_USE_EXISTING:-0}" != 1 ]]; then
 fi
 
 step "tests"
-cargo test --locked --all-targets
+cargo test --workspace --locked --all-targets

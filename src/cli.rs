@@ -94,9 +94,6 @@ enum Command {
         #[arg(short = 'A', long)]
         all_namespaces: bool,
     },
-    /// Run the fleet simulator (development and tests): serves per-pod request counters for
-    /// Prometheus and simulates crashing containers.
-    SimulateFleet(crate::fleet::FleetConfig),
 }
 
 #[derive(Debug, clap::Args)]
@@ -307,7 +304,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::SimulateFleet(config) => crate::fleet::run(client().await?, config).await,
     }
 }
 

@@ -7,16 +7,15 @@
 //! Layout:
 //! - [`api`]: the custom resources (the public contract) and their CRDs;
 //! - [`controller`]: observe → decide (pure) → act → record;
-//! - [`analysis`]: metric providers and the judge;
+//! - [`analysis`]: metric providers, and the looks that feed them to the judge (the crate
+//!   `firebreak_judge`, in `crates/judge`: pure statistics, no Kubernetes);
 //! - [`traffic`]: traffic routers behind one trait;
 //! - [`cli`] and [`status`]: the command line.
 
 pub mod analysis;
 pub mod api;
-pub mod bench;
 pub mod cli;
 pub mod controller;
-pub mod fleet;
 pub mod incident;
 pub mod schedule;
 pub mod status;

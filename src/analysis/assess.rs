@@ -3,15 +3,16 @@
 
 use std::time::Duration;
 
+use firebreak_judge::{
+    Ceiling, Counts, DEFAULT_MIN_INTERVALS, Evidence, InconclusiveReason, MetricKind, Policy,
+    Verdict, decide, group, judge, metric_alpha,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
 use crate::api::{Analysis, AnalysisOutcome, AnalysisStatus, MetricStatus, MetricVerdict};
 
 use super::crashes::CrashWindow;
-use super::judge::{
-    self, Ceiling, Counts, Evidence, InconclusiveReason, MetricKind, Policy, Verdict,
-};
 
 /// Default `analysis.interval`.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
@@ -178,7 +179,7 @@ pub const QUIET_PASS_REQUESTS: f64 = 1000.0;
 /// No event in either arm is nothing to compare, but not nothing to know. Zero errors over
 /// [`QUIET_PASS_REQUESTS`] canary requests bounds the canary's error rate below 0.3% (the rule of
 /// three, 95%). No crash in either arm is the healthy state of a crash metric, which would
-/// otherwise never pass: it passes after [`judge::DEFAULT_MIN_INTERVALS`] windows in which both
+/// otherwise never pass: it passes after [`DEFAULT_MIN_INTERVALS`] windows in which both
 /// arms had running pods. Absolute ceilings still apply to both.
 fn quiet_enough(evidence: &Evidence) -> bool {
     if evidence.canary_events() > 0 || evidence.baseline_events() > 0 {
@@ -189,7 +190,7 @@ fn quiet_enough(evidence: &Evidence) -> bool {
         MetricKind::CrashRate => {
             evidence.canary_exposure() > 0.0
                 && evidence.baseline_exposure() > 0.0
-                && evidence.intervals() >= judge::DEFAULT_MIN_INTERVALS
+                && evidence.intervals() >= DEFAULT_MIN_INTERVALS
         }
     }
 }
@@ -199,7 +200,7 @@ fn quiet_summary(evidence: &Evidence) -> String {
     match evidence.kind() {
         MetricKind::ErrorRate => format!(
             "pass: no errors in either arm over {} canary requests, so the canary's error rate is below 0.3% (rule of three, 95%)",
-            judge::group(evidence.canary_exposure().round() as u64)
+            group(evidence.canary_exposure().round() as u64)
         ),
         MetricKind::CrashRate => format!(
             "pass: no crashes in either arm over {} analysis windows with pods running",
@@ -211,11 +212,11 @@ fn quiet_summary(evidence: &Evidence) -> String {
 /// When the planned decision look of an analysis starting at `start` is due, for a plan that
 /// ends `plan` after it (the sum of the steps' pause durations, or the bake's duration; `None`
 /// when some pause waits for `promote`). `None` also when the plan is shorter than
-/// [`judge::DEFAULT_MIN_INTERVALS`] analysis intervals: a decision on so little data would
+/// [`DEFAULT_MIN_INTERVALS`] analysis intervals: a decision on so little data would
 /// only take α away from the continuous test.
 pub fn decision_at(spec: &Analysis, start: Timestamp, plan: Option<Duration>) -> Option<Timestamp> {
     let plan = plan?;
-    if plan < interval(spec).saturating_mul(judge::DEFAULT_MIN_INTERVALS) {
+    if plan < interval(spec).saturating_mul(DEFAULT_MIN_INTERVALS) {
         return None;
     }
     let plan = k8s_openapi::jiff::SignedDuration::try_from(plan).ok()?;
@@ -270,7 +271,7 @@ pub fn assess(
     status.last_look_at = Some(Time(now));
     status.looks += 1;
     let confidence = spec.confidence.unwrap_or(DEFAULT_CONFIDENCE);
-    let alpha = judge::metric_alpha(confidence, spec.metrics.len().max(1))
+    let alpha = metric_alpha(confidence, spec.metrics.len().max(1))
         .unwrap_or(0.01 / spec.metrics.len().max(1) as f64);
 
     let mut fails = Vec::new();
@@ -341,9 +342,9 @@ pub fn assess(
         });
         let verdict = policy.map_err(|e| e.to_string()).and_then(|p| {
             if decision_due {
-                judge::decide(evidence, &p)
+                decide(evidence, &p)
             } else {
-                judge::judge(evidence, &p)
+                judge(evidence, &p)
             }
             .map_err(|e| e.to_string())
         });

@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 
+use firebreak_judge::Counts;
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
@@ -18,7 +19,6 @@ use kube::runtime::reflector::Store;
 
 use crate::api::{POD_TEMPLATE_HASH_LABEL, ROLLOUT_LABEL};
 
-use super::judge::Counts;
 use super::provider::{Look, Measurement, MetricProvider, ProviderError};
 
 /// Which side of the comparison a pod is on.

@@ -1,11 +1,9 @@
 //! Canary analysis: metric providers behind the [`provider::MetricProvider`] trait (Prometheus
-//! for error rates, pod status for crashes), the judge that turns their counts into decisions,
-//! and the pure look that combines them.
+//! for error rates, pod status for crashes), and the pure look that hands their counts to the
+//! judge (`firebreak_judge`, `crates/judge`) and combines its verdicts.
 
 pub mod assess;
 pub mod crashes;
-pub mod exact;
-pub mod judge;
 pub mod prometheus;
 pub mod provider;
 pub mod template;

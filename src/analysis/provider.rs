@@ -16,9 +16,9 @@ use crate::api::Metric;
 
 use super::assess::Observation;
 use super::crashes::CrashWindow;
-use super::judge::Counts;
 use super::prometheus::QueryError;
 use super::template::Variables;
+use firebreak_judge::Counts;
 
 /// The two arms being compared, as the template variables of each (revision = the arm's
 /// pod-template-hash, `arm` = `canary` or `baseline`, namespace, rollout, and the window as a

@@ -19,8 +19,8 @@ use crate::api::{AnalysisOutcome, AnalysisStatus, Rollout};
 use super::revisions::{baseline_hash, template_hash};
 use super::second_wave;
 use super::validate::{ValidSpec, planned_duration};
-use crate::analysis::judge::Counts;
 use crate::api::Incident;
+use firebreak_judge::Counts;
 
 /// The analysis as the decision sees it.
 #[derive(Clone, Debug, PartialEq)]

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
 
-use crate::analysis::judge::Counts;
 use crate::api::{Incident, PendingNotification, Reason, Rollout, RolloutStatus, SecondWave};
 use crate::incident::record::IncidentPlan;
+use firebreak_judge::Counts;
 
 use super::analysis::AnalysisInput;
 use super::revisions::{DesiredReplicaSet, Revision};

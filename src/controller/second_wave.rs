@@ -7,11 +7,11 @@
 
 use std::time::Duration;
 
+use firebreak_judge::{Counts, Evidence, MetricKind, Policy, Verdict, judge};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 use crate::analysis::assess;
-use crate::analysis::judge::{Counts, Evidence, MetricKind, Policy, Verdict, judge};
 use crate::analysis::template::Variables;
 use crate::api::{Incident, Phase, Rollout, SecondWave, SecondWaveState, Triage};
 

@@ -142,7 +142,7 @@ pub struct Cluster {
     /// The Incident the next decision sees (the second-wave check).
     pub incident: Option<crate::api::Incident>,
     /// The second-wave measurement the next decision sees.
-    pub second_wave: Option<Result<crate::analysis::judge::Counts, String>>,
+    pub second_wave: Option<Result<firebreak_judge::Counts, String>>,
 }
 
 impl Cluster {

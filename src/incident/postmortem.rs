@@ -10,9 +10,9 @@
 
 use std::fmt::Write;
 
+pub(crate) use firebreak_judge::group;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-pub(crate) use crate::analysis::judge::group;
 use crate::api::{Incident, IncidentSpec, IncidentStatus, SecondWaveState, Triage, Trigger};
 
 /// Renders `incident` as a Markdown postmortem draft, ending with a newline.

@@ -4,12 +4,12 @@
 
 use std::collections::BTreeMap;
 
+use firebreak_judge::MetricKind;
 use k8s_openapi::api::core::v1::{Container, EnvVar, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::{Resource, ResourceExt};
 
-use crate::analysis::judge::MetricKind;
 use crate::api::{
     AnalysisStatus, Anchor, BlastRadius, FieldChange, Incident, IncidentSpec, MetricEvidence,
     MitigationAction, ROLLOUT_LABEL, Rollout, SystemChange, TimelineEntry, Triage, Trigger,

@@ -1,5 +1,6 @@
-//! The fleet simulator (`firebreak simulate-fleet`) against the real control plane and Prometheus:
-//! kwok's pods serve the annotated traffic as Prometheus sees it, and crash as the API shows it.
+//! The fleet simulator (`fleet-sim`, in `tools/fleet-sim`) against the real control plane and
+//! Prometheus: kwok's pods serve the annotated traffic as Prometheus sees it, and crash as the API
+//! shows it.
 
 use std::time::Duration;
 

@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use firebreak::analysis::assess::Observation;
 use firebreak::analysis::crashes::PodCrashes;
-use firebreak::analysis::judge::Counts;
 use firebreak::analysis::prometheus::{PrometheusPool, QueryError};
 use firebreak::analysis::provider::{Arms, Look, Measurement, MetricProvider, ProviderError};
 use firebreak::analysis::template::Variables;
 use firebreak::api::{
     CrashRate, ErrorRate, Metric, POD_TEMPLATE_HASH_LABEL, PrometheusQueries, ROLLOUT_LABEL,
 };
+use firebreak_judge::Counts;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 use kube::Api;

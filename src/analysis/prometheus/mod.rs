@@ -21,9 +21,9 @@ use tokio::sync::Semaphore;
 
 use crate::api::PrometheusQueries;
 
-use super::judge::Counts;
 use super::provider::{Arms, Look, Measurement, MetricProvider, ProviderError};
 use super::template::{Variables, render};
+use firebreak_judge::Counts;
 
 /// How long one query may take, in seconds of wall time: waiting for a permit, and then the HTTP
 /// request with its answer (each bounded separately). Prometheus is asked to give up on

@@ -274,8 +274,8 @@ pub struct MetricStatus {
     /// continuous test fails later.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub planned_decision: Option<MetricVerdict>,
-    /// The judge's accumulated evidence (exact; see `analysis::judge::Evidence`).
-    pub evidence: crate::analysis::judge::Evidence,
+    /// The judge's accumulated evidence (exact; see `firebreak_judge::Evidence`).
+    pub evidence: firebreak_judge::Evidence,
 }
 
 /// A running bake watch: the promoted revision judged against a slice of the previous one.

@@ -23,11 +23,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::ResourceExt;
 
-use crate::analysis::judge::Counts;
 use crate::api::{
     Incident, PAUSED_ANNOTATION, PendingNotification, Phase, REQUEST_ANNOTATION_PREFIX, Reason,
     Rollout, RolloutStatus, SecondWave, SecondWaveState, TIMELINE_LIMIT, TimelineEntry, Trigger,
 };
+use firebreak_judge::Counts;
 
 use super::analysis::AnalysisInput;
 use super::conditions;

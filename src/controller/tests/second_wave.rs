@@ -15,8 +15,8 @@ fn second_wave_state(cluster: &Cluster) -> Option<crate::api::SecondWaveState> {
 
 #[test]
 fn the_second_wave_watches_then_ends_once_and_notifies() {
-    use crate::analysis::judge::Counts;
     use crate::api::SecondWaveState;
+    use firebreak_judge::Counts;
     let mut cluster = rolled_back_with_incident();
     let plan = cluster.decide();
     assert_eq!(second_wave_state(&cluster), Some(SecondWaveState::Watching));

@@ -315,8 +315,48 @@ pub async fn firebreak(args: &[&str]) -> String {
     stdout
 }
 
-/// A `firebreak simulate-fleet` process for one namespace, registered as a scrape target of the
-/// test Prometheus; killed and unregistered on drop.
+/// The `fleet-sim` binary (`tools/fleet-sim`), built by cargo once per test run.
+///
+/// Cargo hands an integration test the paths of its own package's binaries only
+/// (`CARGO_BIN_EXE_*`), and the simulator is another package of the workspace, which `cargo test`
+/// does not build as a plain binary. So the first test that needs it runs
+/// `cargo build --bin fleet-sim` (the cargo running the tests, `$CARGO`) and takes the
+/// executable's path from cargo's own report: it works from a fresh clone, whatever the target
+/// directory, and never runs a simulator older than its source. When it is up to date (as after
+/// `scripts/test.sh` or `scripts/demo.sh`, which build it the same way) this takes a second.
+fn fleet_sim_binary() -> &'static std::path::Path {
+    static BINARY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BINARY.get_or_init(|| {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
+        let output = std::process::Command::new(cargo)
+            .args([
+                "build",
+                "-q",
+                "--bin",
+                "fleet-sim",
+                "--message-format=json-render-diagnostics",
+            ])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .expect("running cargo to build fleet-sim");
+        assert!(
+            output.status.success(),
+            "cargo build --bin fleet-sim failed (its errors are above)"
+        );
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .find(|message| {
+                message["reason"] == "compiler-artifact" && message["target"]["name"] == "fleet-sim"
+            })
+            .and_then(|artifact| artifact["executable"].as_str().map(PathBuf::from))
+            .expect("cargo reported no fleet-sim executable")
+    })
+}
+
+/// A `fleet-sim` process for one namespace, registered as a scrape target of the test
+/// Prometheus; killed and unregistered on drop.
 pub struct Fleet {
     /// Where it serves `/metrics`, `127.0.0.1:PORT`.
     pub address: String,
@@ -330,9 +370,11 @@ impl Fleet {
     /// address it prints first. Not registered with Prometheus: see [`Fleet::scraped_by`].
     pub async fn start(namespace: &str, extra: &[&str]) -> Fleet {
         use tokio::io::AsyncBufReadExt;
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_firebreak"))
+        let binary = tokio::task::spawn_blocking(fleet_sim_binary)
+            .await
+            .expect("building fleet-sim");
+        let mut child = tokio::process::Command::new(binary)
             .args([
-                "simulate-fleet",
                 "--namespace",
                 namespace,
                 "--listen",
@@ -345,7 +387,7 @@ impl Fleet {
             .stdout(std::process::Stdio::piped())
             .kill_on_drop(true)
             .spawn()
-            .expect("starting firebreak simulate-fleet");
+            .expect("starting fleet-sim");
         let mut stdout = tokio::io::BufReader::new(child.stdout.take().expect("piped stdout"));
         let mut line = String::new();
         tokio::time::timeout(Duration::from_secs(30), stdout.read_line(&mut line))

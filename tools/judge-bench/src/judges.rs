@@ -1,5 +1,5 @@
 //! The judges under comparison: re-implementations of the peers' decision rules, Firebreak's
-//! judge (through the controller's own code path, see [`super::firebreak`]) and the oracle.
+//! judge (through the controller's own code path, see [`super::operator`]) and the oracle.
 //!
 //! Every judge sees the same [`Stream`] and, at a given cadence, the same [`Look`]s. At each
 //! look it may roll back; at the horizon (4 hours, the end of the canary's steps) it promotes,
@@ -10,8 +10,8 @@
 //! of the baseline's *configured* rate (its error fraction, or crashes per pod-second), never of
 //! what the baseline does during the canary.
 
-use super::firebreak::FirebreakJudge;
 use super::kayenta::KayentaStyle;
+use super::operator::FirebreakJudge;
 use super::sim::{BLOCK_SECONDS, BLOCKS, Look, Scenario, Stream};
 use super::stats::{binomial_pmf, normal_quantile};
 
@@ -321,8 +321,8 @@ impl Judge for FlaggerStyle {
 }
 
 /// `θ0 = ρ R0 / (ρ R0 + 1 − ρ)`: the probability that an event came from the canary when its
-/// share of exposure is `ρ` and its rate is `R0` times the baseline's (the judge's model,
-/// `analysis/judge.rs`).
+/// share of exposure is `ρ` and its rate is `R0` times the baseline's (the judge's model, the
+/// crate docs of `firebreak_judge`).
 pub fn canary_share(rho: f64, r0: f64) -> f64 {
     rho * r0 / (rho * r0 + 1.0 - rho)
 }

@@ -6,17 +6,18 @@
 //!   regressions and nuisances, or pods restarting under CrashLoopBackOff; seeded per scenario
 //!   and run, so every judge sees the same stream (common random numbers);
 //! - [`judges`]: the peers' rules, the naive test and the oracle, each documented with its
-//!   source; [`kayenta`] Kayenta's Mann–Whitney judge; [`firebreak`] Firebreak's judge driven
-//!   through [`crate::analysis::assess`], exactly as the controller drives it;
+//!   source; [`kayenta`] Kayenta's Mann–Whitney judge; [`operator`] Firebreak's judge driven
+//!   through [`firebreak::analysis::assess`], exactly as the controller drives it;
 //! - [`stats`]: Wilson intervals, exact binomial tails, the normal distribution, Mann–Whitney;
 //! - [`run`]: the grid and the parallel runner; [`report`]: `report.md`, `results.csv` and the
 //!   detection plot.
 //!
-//! The binary is `src/bin/judge-bench.rs`; `docs/judge-benchmark.md` has a full run's numbers.
+//! The binary is `src/main.rs`; `docs/judge-benchmark.md` has a full run's numbers. A
+//! development tool: `cargo run --release -p judge-bench -- --help`.
 
-pub mod firebreak;
 pub mod judges;
 pub mod kayenta;
+pub mod operator;
 pub mod report;
 pub mod run;
 pub mod sim;

@@ -15,6 +15,12 @@
 //! The decisions are pure ([`traffic`], [`crash`], [`kubelet`]); this module watches pods, runs the
 //! clock and applies the status patches. Crash state lives in memory only, but the restart count is
 //! read from the pod, so a restarted simulator counts on.
+//!
+//! The binary, `fleet-sim` (`src/main.rs`), runs [`run`] until interrupted:
+//!
+//! ```text
+//! cargo run -p fleet-sim -- [--namespace NS] [--listen 127.0.0.1:9464] [--rps 50] [--seed S]
+//! ```
 
 pub mod annotations;
 pub mod crash;
@@ -59,7 +65,7 @@ const FORGET_AFTER: Duration = Duration::from_secs(60);
 /// Longest wait for one status patch.
 const PATCH_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Settings of the fleet simulator (`firebreak simulate-fleet`).
+/// Settings of the fleet simulator: the flags of `fleet-sim` (`src/main.rs`).
 #[derive(Clone, Debug, clap::Args)]
 pub struct FleetConfig {
     /// Simulate only the pods of this namespace (default: all namespaces).

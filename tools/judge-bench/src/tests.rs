@@ -200,7 +200,7 @@ fn firebreak_is_driven_through_assess_and_catches_a_hard_failure_fast() {
         "{outcome:?}"
     );
     // The same judge on a quiet look sequence with missing data keeps the evidence.
-    let mut judge = super::firebreak::FirebreakJudge::new(&scenario, 60, &Settings::default());
+    let mut judge = super::operator::FirebreakJudge::new(&scenario, 60, &Settings::default());
     let looks: Vec<Look> = stream.looks(60);
     let missing = looks.iter().find(|l| l.missing).cloned();
     if let Some(look) = missing {
@@ -208,7 +208,7 @@ fn firebreak_is_driven_through_assess_and_catches_a_hard_failure_fast() {
         let status = judge.status().expect("analysis started");
         assert_eq!(
             status.outcome,
-            Some(crate::api::AnalysisOutcome::Unavailable)
+            Some(firebreak::api::AnalysisOutcome::Unavailable)
         );
     }
 }

@@ -11,14 +11,13 @@
 
 use std::time::Duration;
 
-use k8s_openapi::jiff::Timestamp;
+use firebreak::analysis::assess::{self, Gate, Observation};
+use firebreak::analysis::crashes::{PodSample, Side, crash_window};
+use firebreak::api::{Analysis, AnalysisStatus};
+use firebreak::controller::validate::{StepKind, planned_duration};
+use firebreak_judge::Counts;
+use jiff::Timestamp;
 use serde_json::json;
-
-use crate::analysis::assess::{self, Gate, Observation};
-use crate::analysis::crashes::{PodSample, Side, crash_window};
-use crate::analysis::judge::Counts;
-use crate::api::{Analysis, AnalysisStatus};
-use crate::controller::validate::{StepKind, planned_duration};
 
 use super::judges::{Final, Judge, Settings};
 use super::sim::{BLOCK_SECONDS, HORIZON_SECONDS, Look, Scenario, Stream, Weights};

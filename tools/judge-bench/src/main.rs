@@ -1,16 +1,16 @@
-//! `judge-bench`: the judge benchmark of issue 5 (see `firebreak::bench` and
+//! `judge-bench`: the judge benchmark of issue 5 (see the `judge_bench` library and
 //! `docs/judge-benchmark.md`).
 //!
 //! ```text
-//! cargo run --release --bin judge-bench -- [--runs N] [--seed S] [--out DIR] [--quick] [--threads T]
+//! cargo run --release -p judge-bench -- [--runs N] [--seed S] [--out DIR] [--quick] [--threads T]
 //! ```
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use firebreak::bench::judges::Settings;
-use firebreak::bench::{report, run};
+use judge_bench::judges::Settings;
+use judge_bench::{report, run};
 
 /// Compares Firebreak's judge with the peers' rules and an oracle on seeded simulated streams.
 #[derive(Debug, Parser)]

@@ -12,7 +12,7 @@ use k8s_openapi::jiff::Timestamp;
 
 use crate::api::{Analysis, AnalysisOutcome, AnalysisStatus, MetricStatus, MetricVerdict};
 
-use super::crashes::CrashWindow;
+use super::provider::{CrashWindow, Measurement, ProviderError};
 
 /// Default `analysis.interval`.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
@@ -449,6 +449,18 @@ pub fn assess(
     status.outcome = Some(gate.outcome());
     status.message = Some(gate.message().to_string());
     Assessment { status, gate }
+}
+
+/// A provider's answer as the pure look takes it: a failure becomes `Unavailable` with the
+/// error's sentence, which holds the rollout.
+impl From<Result<Measurement, ProviderError>> for Observation {
+    fn from(result: Result<Measurement, ProviderError>) -> Observation {
+        match result {
+            Ok(Measurement::Errors(counts)) => Observation::Errors(counts),
+            Ok(Measurement::Crashes(window)) => Observation::Crashes(window),
+            Err(e) => Observation::Unavailable(e.to_string()),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use kube::runtime::reflector::Store;
 
 use crate::api::{POD_TEMPLATE_HASH_LABEL, ROLLOUT_LABEL};
 
-use super::provider::{Look, Measurement, MetricProvider, ProviderError};
+use super::provider::{CrashWindow, Look, Measurement, MetricProvider, ProviderError};
 
 /// Which side of the comparison a pod is on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,19 +42,6 @@ pub struct PodSample {
     /// A container is waiting in `CrashLoopBackOff` (or was last terminated by `OOMKilled` or
     /// an error exit) right now.
     pub crash_looping: bool,
-}
-
-/// The crash counts of one window.
-#[derive(Clone, Debug, PartialEq)]
-pub struct CrashWindow {
-    /// Crashing pods (events) and pod-seconds (exposure) per arm.
-    pub counts: Counts,
-    /// Highest restarts of one canary pod since analysis started.
-    pub canary_max_restarts: u32,
-    /// Highest restarts of one baseline pod since analysis started.
-    pub baseline_max_restarts: u32,
-    /// Restart counts per pod, `[first seen, now]`, to carry to the next window.
-    pub pod_restarts: BTreeMap<String, [i32; 2]>,
 }
 
 /// Counts one window of `window_seconds` from `pods`, given the per-pod restart counts

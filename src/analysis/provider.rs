@@ -1,7 +1,7 @@
 //! The metric provider seam: one trait that every source of analysis numbers implements
 //! (Prometheus error counts in [`super::prometheus`], crash counts from pod status in
 //! [`super::crashes`]; latency and web providers later), and the one way a provider's answer
-//! becomes an [`Observation`] of the pure look in [`super::assess`].
+//! becomes an `Observation` of the pure look in [`super::assess`].
 //!
 //! A provider is asked for one metric at a time and answers for both arms at once: the judge
 //! compares the canary with the baseline over the same window, so a window with only one arm's
@@ -14,10 +14,10 @@ use k8s_openapi::jiff::Timestamp;
 
 use crate::api::Metric;
 
-use super::assess::Observation;
-use super::crashes::CrashWindow;
 use super::prometheus::QueryError;
 use super::template::Variables;
+use std::collections::BTreeMap;
+
 use firebreak_judge::Counts;
 
 /// The two arms being compared, as the template variables of each (revision = the arm's
@@ -114,21 +114,23 @@ impl ProviderError {
     }
 }
 
-/// A provider's answer as the pure look takes it: a failure becomes `Unavailable` with the
-/// error's sentence, which holds the rollout.
-impl From<Result<Measurement, ProviderError>> for Observation {
-    fn from(result: Result<Measurement, ProviderError>) -> Observation {
-        match result {
-            Ok(Measurement::Errors(counts)) => Observation::Errors(counts),
-            Ok(Measurement::Crashes(window)) => Observation::Crashes(window),
-            Err(e) => Observation::Unavailable(e.to_string()),
-        }
-    }
+/// The crash counts of one window.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CrashWindow {
+    /// Crashing pods (events) and pod-seconds (exposure) per arm.
+    pub counts: Counts,
+    /// Highest restarts of one canary pod since analysis started.
+    pub canary_max_restarts: u32,
+    /// Highest restarts of one baseline pod since analysis started.
+    pub baseline_max_restarts: u32,
+    /// Restart counts per pod, `[first seen, now]`, to carry to the next window.
+    pub pod_restarts: BTreeMap<String, [i32; 2]>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analysis::assess::Observation;
 
     #[test]
     fn a_failed_measurement_is_unavailable_with_the_query_named() {

@@ -14,7 +14,7 @@ use k8s_openapi::jiff::Timestamp;
 
 use crate::api::Metric;
 
-use super::prometheus::QueryError;
+use super::prometheus::answer::QueryError;
 use super::template::Variables;
 use std::collections::BTreeMap;
 

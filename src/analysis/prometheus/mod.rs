@@ -225,7 +225,7 @@ impl MetricProvider for PrometheusPool {
     }
 }
 
-mod answer;
+pub mod answer;
 
 use answer::error_chain;
 pub use answer::{QueryError, read_answer, value_of};

@@ -1,5 +1,5 @@
 //! Properties over random sequences of user and world actions: capacity, aborted revisions,
-//! idempotence.
+//! idempotence, notifications.
 
 use super::*;
 use proptest::prelude::*;
@@ -127,6 +127,46 @@ proptest! {
             prop_assert_eq!(&status.stable_revision, &cluster.status().stable_revision);
             let desired = |rs: &Vec<crate::controller::revisions::Revision>| rs.iter().map(|r| (r.hash.clone(), r.desired)).collect::<Vec<_>>();
             prop_assert_eq!(desired(&revisions), desired(&cluster.revisions));
+        }
+    }
+
+    /// Every transition that notifies puts exactly one notification per receiver in the outbox,
+    /// with a key no other notification has, and nothing else does; re-deciding adds none.
+    #[test]
+    fn each_notifying_transition_queues_one_notification_per_receiver(ops in proptest::collection::vec(op(), 1..30)) {
+        let mut rollout = Rollout::test();
+        rollout.spec.notifications = ["oncall", "audit"]
+            .iter()
+            .map(|name| {
+                serde_json::from_value(serde_json::json!({"name": name, "webhook": {"format": "json",
+                    "urlFrom": {"secretKeyRef": {"name": "hook", "key": "url"}}}}))
+                .unwrap()
+            })
+            .collect();
+        let mut cluster = deployed(rollout);
+        let mut seen = std::collections::BTreeSet::new();
+        for op in &ops {
+            apply(&mut cluster, op);
+            let before = cluster.status().pending_notifications.len();
+            let plan = cluster.decide();
+            let notifying = plan
+                .transitions
+                .iter()
+                .filter(|t| NotificationEvent::for_reason(t.reason).is_some())
+                .count();
+            let pending = &plan.status.pending_notifications;
+            prop_assert_eq!(pending.len() + plan.given_up.len(), before + 2 * notifying);
+            for p in pending.iter().rev().take(2 * notifying) {
+                prop_assert!(seen.insert(p.id.clone()), "key {} used twice", p.id);
+            }
+            prop_assert!(pending.len() <= crate::controller::outbox::MAX_PENDING);
+            let again = cluster.decide();
+            prop_assert_eq!(again.status.pending_notifications.len(), pending.len());
+            // The shell delivers between decisions: the outbox empties.
+            if let Some(status) = cluster.rollout.status.as_mut() {
+                status.pending_notifications.clear();
+            }
+            cluster.advance(1);
         }
     }
 }

@@ -8,7 +8,8 @@
 //! from a common-mode problem.
 
 use crate::eprocess::{GRID_HALF_WIDTH, GRID_STEP_LN, ln_weight, log_sum_exp, logistic, softplus};
-use crate::evidence::{Evidence, MetricKind};
+use crate::evidence::Evidence;
+use crate::kind::MetricKind;
 
 /// An absolute limit on the canary, whatever the baseline does.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::eprocess::GRID_LEN;
 use crate::error::JudgeError;
-use crate::evidence::{Evidence, MetricKind};
+use crate::evidence::Evidence;
+use crate::kind::MetricKind;
 use crate::planned::{MAX_STRATA, Stratum};
 
 /// The stored form of [`Evidence`] in a Rollout's status.

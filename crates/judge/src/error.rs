@@ -1,7 +1,7 @@
 //! What can go wrong in the judge: bad settings, bad counts, and damaged stored evidence. Each
 //! message names the field or the arm and carries the rejected value.
 
-use crate::evidence::{Arm, MetricKind};
+use crate::kind::{Arm, MetricKind};
 
 /// Everything that can go wrong in the judge. The variant name is meant as the Event reason;
 /// [`JudgeError::metric_label`] gives the metric label.
@@ -99,8 +99,9 @@ impl JudgeError {
 #[cfg(test)]
 mod tests {
     use crate::ceiling::Ceiling;
-    use crate::evidence::{Evidence, MetricKind};
+    use crate::evidence::Evidence;
     use crate::fixtures::errors;
+    use crate::kind::MetricKind;
     use crate::policy::{Policy, metric_alpha};
     use crate::verdict::judge;
 

@@ -2,64 +2,18 @@
 //! and the running record built from the intervals ([`Evidence`]), small enough to keep in the
 //! Rollout's status and exact through a round trip (its stored form is in `codec.rs`).
 
-use std::fmt;
-
 #[cfg(feature = "schemars")]
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::eprocess::{ANCHOR, GRID_LEN, add_interval, ln_e_above};
 use crate::error::JudgeError;
-use crate::planned::{Stratum, add_to_strata, odds_margin};
+use crate::kind::{Arm, MetricKind};
+use crate::planned::{PlannedTest, Stratum, add_to_strata, odds_margin};
 
 /// `ln E⁺(R0)` above this counts as evidence against the canary (E > 1); the tiny margin keeps
 /// floating-point noise on an empty record (where E is exactly 1) from counting.
 const ADVERSE_LN_E: f64 = 1e-9;
-
-/// Which kind of metric the evidence is about: it fixes what events and exposure mean.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "schemars", derive(JsonSchema))]
-pub enum MetricKind {
-    /// Events are failed requests, exposure is requests (`errorRate`).
-    ErrorRate,
-    /// Events are container restarts, exposure is pod-seconds (`crashRate`).
-    CrashRate,
-}
-
-impl MetricKind {
-    /// The key of this kind in `analysis.metrics[]`, for error messages.
-    pub(crate) fn field(self) -> &'static str {
-        match self {
-            MetricKind::ErrorRate => "errorRate",
-            MetricKind::CrashRate => "crashRate",
-        }
-    }
-
-    pub(crate) fn events_word(self) -> &'static str {
-        match self {
-            MetricKind::ErrorRate => "errors",
-            MetricKind::CrashRate => "restarts",
-        }
-    }
-}
-
-/// One arm of the comparison.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Arm {
-    /// The new version.
-    Canary,
-    /// The version it is compared against (a fresh baseline ReplicaSet, or the stable one).
-    Baseline,
-}
-
-impl fmt::Display for Arm {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Arm::Canary => "canary",
-            Arm::Baseline => "baseline",
-        })
-    }
-}
 
 /// The counts of one analysis interval, as measured for both arms over the same wall-clock span.
 ///
@@ -109,6 +63,29 @@ pub struct Evidence {
 }
 
 impl Evidence {
+    /// The planned decision's exact conditional test at the limit `R0 = maxRatio`, on all the
+    /// informative intervals at once, with error probability `alpha` each way.
+    ///
+    /// Given each interval's total `s_t`, the canary's events are independent
+    /// `Binomial(s_t, θ_t(R))` (the model in the crate docs), so the canary's total `X` is a
+    /// sum of independent Bernoulli trials. For failed requests `θ_t` is taken at the odds
+    /// ratio the margin means for Bernoulli requests ([`odds_margin`](crate::planned::odds_margin)) rather than at `R0`
+    /// itself, and the binomial stands in for the noncentral hypergeometric law, which is less
+    /// dispersed, so this too errs on the conservative side. Within a [`Stratum`] the trials' probabilities at
+    /// `R0` differ by less than 10% in odds; the stratum is replaced by `Binomial(S, θ̄)` with
+    /// the same mean, and the strata are convolved exactly ([`crate::exact`]). The
+    /// binomial with the same mean is the more dispersed law (Hoeffding, "On the distribution
+    /// of the number of successes in independent trials", Ann. Math. Statist. 27, 1956,
+    /// Theorem 4: its tails beyond one event from the mean are at least as heavy), so the
+    /// p-values are exact when every interval of a stratum had the same canary share and
+    /// conservative otherwise; [`PlannedTest::rejects_below`] also requires that one event
+    /// of distance. This is the most a single look can know (the benchmark's oracle is the
+    /// same test with one stratum per weight step); it is valid only at a look fixed in
+    /// advance, which is what the planned decision is.
+    pub fn planned_test(&self, alpha: f64) -> PlannedTest {
+        PlannedTest::of(&self.strata, self.paired_canary_events, alpha)
+    }
+
     /// An empty record for a metric of `kind` whose `maxRatio` is `max_ratio` (a ratio, e.g. 1.5:
     /// the canary may have up to 1.5 times the baseline's rate). `max_ratio` becomes the grid
     /// anchor `R0`; if the spec's `maxRatio` changes, start a new record.

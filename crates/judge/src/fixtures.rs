@@ -5,7 +5,8 @@ use proptest::prelude::*;
 
 use crate::ceiling::Breach;
 use crate::eprocess::GRID_HALF_WIDTH;
-use crate::evidence::{Counts, Evidence, MetricKind};
+use crate::evidence::{Counts, Evidence};
+use crate::kind::MetricKind;
 use crate::policy::{Policy, metric_alpha};
 use crate::verdict::Verdict;
 

@@ -61,6 +61,7 @@ pub mod eprocess;
 pub mod error;
 pub mod evidence;
 pub mod exact;
+pub mod kind;
 pub mod planned;
 pub mod policy;
 pub mod summary;
@@ -75,7 +76,8 @@ pub use ceiling::{Breach, Ceiling, RateBound};
 pub use confidence::Estimate;
 pub use eprocess::{GRID_HALF_WIDTH, GRID_LEN, GRID_STEPS_PER_DECADE};
 pub use error::JudgeError;
-pub use evidence::{Arm, Counts, Evidence, MetricKind};
+pub use evidence::{Counts, Evidence};
+pub use kind::{Arm, MetricKind};
 pub use planned::{PlannedTest, Stratum};
 pub use policy::{
     AlphaSplit, CEILING_ALPHA_SHARE, DEFAULT_MIN_EVENTS, DEFAULT_MIN_INTERVALS,

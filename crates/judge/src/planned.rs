@@ -7,7 +7,7 @@
 //! all have durations has a horizon known before any data arrives: the end of its pauses (or of
 //! the bake). When it has one, the ratio test's α is split ([`PLANNED_ALPHA_SHARE`](crate::PLANNED_ALPHA_SHARE)): half to the
 //! e-process, watched at every look, and half to one exact conditional test at the first
-//! successful look at or after that time ([`decide`](crate::decide), [`Evidence::planned_test`]), which can
+//! successful look at or after that time ([`decide`](crate::decide), `Evidence::planned_test`), which can
 //! fail the canary or pass it. Both together keep P(false rollback) ≤ α by a union bound; each
 //! single test keeps its own guarantee. The planned look's time is fixed when the analysis
 //! starts, never moved by the data, which is what makes a one-look test valid there.
@@ -17,7 +17,6 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::eprocess::logistic;
-use crate::evidence::Evidence;
 use crate::exact::{Pmf, binomial_pmf};
 
 /// Width of one stratum of the planned test, in log-odds of `θ_t(R0)`: intervals whose
@@ -25,7 +24,7 @@ use crate::exact::{Pmf, binomial_pmf};
 const STRATUM_WIDTH: f64 = 0.1;
 
 /// Most strata kept; beyond this the two nearest are merged (which only makes the planned test
-/// more conservative, see [`Evidence::planned_test`]). Steps of a rollout produce a handful.
+/// more conservative, see `Evidence::planned_test`). Steps of a rollout produce a handful.
 pub(crate) const MAX_STRATA: usize = 64;
 
 /// Intervals pooled for the planned test: those whose `θ_t(R0)` falls in one
@@ -45,13 +44,13 @@ pub struct Stratum {
 }
 
 /// The planned decision's exact test of `R ≤ R0` and of `R ≥ R0` on all the evidence at once;
-/// see [`Evidence::planned_test`].
+/// see [`Evidence::planned_test`](crate::Evidence::planned_test).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct PlannedTest {
     /// Canary events from intervals where both arms had exposure.
     pub canary_events: u64,
     /// Canary events expected if `R = maxRatio`, given each interval's total: `Σ s_t θ_t(R0)`
-    /// (for failed requests at the odds ratio `R0` means, see [`Evidence::planned_test`]).
+    /// (for failed requests at the odds ratio `R0` means, see `Evidence::planned_test`).
     pub expected: f64,
     /// `P(X ≥ canary_events)` at `R = maxRatio`: the p-value against the canary.
     pub upper: f64,
@@ -63,7 +62,7 @@ pub struct PlannedTest {
 
 impl PlannedTest {
     /// The canary is worse than `maxRatio`: `upper ≤ α`, and at least one event above the
-    /// expectation (the condition of Hoeffding's bound, see [`Evidence::planned_test`]).
+    /// expectation (the condition of Hoeffding's bound, see `Evidence::planned_test`).
     pub fn rejects_below(&self) -> bool {
         self.upper <= self.alpha && self.canary_events as f64 >= self.expected + 1.0
     }
@@ -74,40 +73,22 @@ impl PlannedTest {
     }
 }
 
-impl Evidence {
-    /// The planned decision's exact conditional test at the limit `R0 = maxRatio`, on all the
-    /// informative intervals at once, with error probability `alpha` each way.
-    ///
-    /// Given each interval's total `s_t`, the canary's events are independent
-    /// `Binomial(s_t, θ_t(R))` (the model in the crate docs), so the canary's total `X` is a
-    /// sum of independent Bernoulli trials. For failed requests `θ_t` is taken at the odds
-    /// ratio the margin means for Bernoulli requests ([`odds_margin`]) rather than at `R0`
-    /// itself, and the binomial stands in for the noncentral hypergeometric law, which is less
-    /// dispersed, so this too errs on the conservative side. Within a [`Stratum`] the trials' probabilities at
-    /// `R0` differ by less than 10% in odds; the stratum is replaced by `Binomial(S, θ̄)` with
-    /// the same mean, and the strata are convolved exactly ([`crate::exact`]). The
-    /// binomial with the same mean is the more dispersed law (Hoeffding, "On the distribution
-    /// of the number of successes in independent trials", Ann. Math. Statist. 27, 1956,
-    /// Theorem 4: its tails beyond one event from the mean are at least as heavy), so the
-    /// p-values are exact when every interval of a stratum had the same canary share and
-    /// conservative otherwise; [`PlannedTest::rejects_below`] also requires that one event
-    /// of distance. This is the most a single look can know (the benchmark's oracle is the
-    /// same test with one stratum per weight step); it is valid only at a look fixed in
-    /// advance, which is what the planned decision is.
-    pub fn planned_test(&self, alpha: f64) -> PlannedTest {
+impl PlannedTest {
+    /// The test on the informative intervals grouped in `strata`, with `canary_events` the
+    /// canary's events among them; see [`Evidence::planned_test`](crate::Evidence::planned_test).
+    pub fn of(strata: &[Stratum], canary_events: u64, alpha: f64) -> PlannedTest {
         let mut law = Pmf::zero();
         let mut expected = 0.0;
-        for stratum in &self.strata {
+        for stratum in strata {
             let theta = (stratum.expected / stratum.events as f64).clamp(0.0, 1.0);
             law = law.convolve(&binomial_pmf(stratum.events, theta));
             expected += stratum.expected;
         }
-        let x = self.paired_canary_events;
         PlannedTest {
-            canary_events: x,
+            canary_events,
             expected,
-            upper: law.upper_tail(x),
-            lower: law.lower_tail(x),
+            upper: law.upper_tail(canary_events),
+            lower: law.lower_tail(canary_events),
             alpha,
         }
     }
@@ -169,6 +150,7 @@ mod tests {
     use crate::fixtures::{counts, errors, observed};
 
     use super::*;
+    use crate::Evidence;
 
     #[test]
     fn the_planned_test_is_the_exact_binomial_tail() {

@@ -6,7 +6,8 @@ use std::fmt;
 
 use crate::ceiling::Breach;
 use crate::confidence::Estimate;
-use crate::evidence::{Arm, Evidence, MetricKind};
+use crate::evidence::Evidence;
+use crate::kind::{Arm, MetricKind};
 use crate::verdict::{InconclusiveReason, Verdict};
 
 impl fmt::Display for InconclusiveReason {

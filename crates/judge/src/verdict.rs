@@ -215,8 +215,8 @@ mod tests {
     use proptest::prelude::*;
 
     use crate::ceiling::Ceiling;
-    use crate::evidence::MetricKind;
     use crate::fixtures::{counts, errors, observed, two_metric_policy};
+    use crate::kind::MetricKind;
     use crate::policy::{DEFAULT_MIN_EVENTS, DEFAULT_MIN_INTERVALS};
     use crate::summary::{Round, sig};
 

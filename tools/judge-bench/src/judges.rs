@@ -10,6 +10,7 @@
 //! of the baseline's *configured* rate (its error fraction, or crashes per pod-second), never of
 //! what the baseline does during the canary.
 
+pub use super::judge::{Final, Judge, Settings};
 use super::kayenta::KayentaStyle;
 use super::operator::FirebreakJudge;
 use super::sim::{BLOCK_SECONDS, BLOCKS, Look, Scenario, Stream};
@@ -27,65 +28,6 @@ pub const ARGO_CONSECUTIVE_ERROR_LIMIT: u32 = 4;
 /// The window of Flagger's builtin `request-success-rate` query, seconds (`interval: 1m` in
 /// Flagger's documentation and tutorials).
 pub const FLAGGER_METRIC_WINDOW: u32 = 60;
-
-/// The benchmark's settings shared by the statistical judges.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Settings {
-    /// `errorRate.maxRatio` (a ratio ≥ 1) for Firebreak, the oracle and the naive test.
-    pub max_ratio: f64,
-    /// `crashRate.maxRatio` for crash streams.
-    pub crash_max_ratio: f64,
-    /// `analysis.confidence` (0–1): `α = 1 − confidence` for Firebreak, the oracle and the
-    /// naive test.
-    pub confidence: f64,
-}
-
-impl Settings {
-    /// `1 − confidence`.
-    pub fn alpha(&self) -> f64 {
-        1.0 - self.confidence
-    }
-
-    /// The margin for `scenario`'s kind of stream.
-    pub fn margin(&self, scenario: &Scenario) -> f64 {
-        match scenario {
-            Scenario::Errors { .. } => self.max_ratio,
-            Scenario::Crashes { .. } => self.crash_max_ratio,
-        }
-    }
-}
-
-impl Default for Settings {
-    /// `maxRatio` 1.2 (so the protocol's R = 1 and R = 1.2 are both "no regression" and
-    /// R ≥ 1.5 a regression to detect), `crashRate.maxRatio` 2 (Firebreak's default),
-    /// confidence 0.99.
-    fn default() -> Self {
-        Settings {
-            max_ratio: 1.2,
-            crash_max_ratio: 2.0,
-            confidence: 0.99,
-        }
-    }
-}
-
-/// What a judge decides at the horizon when it has not rolled back.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Final {
-    /// Promote the canary.
-    Promote,
-    /// Neither: hold the rollout for a person.
-    Inconclusive,
-    /// Roll back at the horizon.
-    Rollback,
-}
-
-/// A judge: fed the looks of one stream in order.
-pub trait Judge {
-    /// One look; `true` rolls back now (the run ends).
-    fn look(&mut self, look: &Look, stream: &Stream) -> bool;
-    /// The decision at the horizon, if no look rolled back.
-    fn finish(&mut self, stream: &Stream) -> Final;
-}
 
 /// The judges of the benchmark.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

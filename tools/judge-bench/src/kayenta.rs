@@ -30,7 +30,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 
-use super::judges::{Final, Judge};
+use super::judge::{Final, Judge};
 use super::sim::{BLOCK_SECONDS, Look, Stream};
 use super::stats::{kayenta_interval, remove_outliers};
 

@@ -5,7 +5,7 @@
 //! - [`sim`]: the streams — requests and errors per 10-second block with traffic, weights,
 //!   regressions and nuisances, or pods restarting under CrashLoopBackOff; seeded per scenario
 //!   and run, so every judge sees the same stream (common random numbers);
-//! - [`judges`]: the peers' rules, the naive test and the oracle, each documented with its
+//! - [`judge`]: the trait every judge implements; [`judges`]: the peers' rules, the naive test and the oracle, each documented with its
 //!   source; [`kayenta`] Kayenta's Mann–Whitney judge; [`operator`] Firebreak's judge driven
 //!   through [`firebreak::analysis::assess`], exactly as the controller drives it;
 //! - [`stats`]: Wilson intervals, exact binomial tails, the normal distribution, Mann–Whitney;
@@ -15,6 +15,7 @@
 //! The binary is `src/main.rs`; `docs/judge-benchmark.md` has a full run's numbers. A
 //! development tool: `cargo run --release -p judge-bench -- --help`.
 
+pub mod judge;
 pub mod judges;
 pub mod kayenta;
 pub mod operator;

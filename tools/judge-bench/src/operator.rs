@@ -19,7 +19,7 @@ use firebreak_judge::Counts;
 use jiff::Timestamp;
 use serde_json::json;
 
-use super::judges::{Final, Judge, Settings};
+use super::judge::{Final, Judge, Settings};
 use super::sim::{BLOCK_SECONDS, HORIZON_SECONDS, Look, Scenario, Stream, Weights};
 
 /// Wall-clock time of the canary's start in the simulation (any fixed instant will do).

@@ -6,9 +6,14 @@
 //!
 //! Layout:
 //! - [`api`]: the custom resources (the public contract) and their CRDs;
-//! - [`controller`]: observe → decide (pure) → act → record;
+//! - [`controller`]: observe (from watch caches) → decide (pure: ReplicaSets, status,
+//!   notifications, the second-wave check, the next look) → act → record → notify (the outbox);
 //! - [`analysis`]: metric providers, and the looks that feed them to the judge (the crate
 //!   `firebreak_judge`, in `crates/judge`: pure statistics, no Kubernetes);
+//! - [`incident`]: the Incident record, what notifications say and how they are delivered, the
+//!   postmortem;
+//! - [`schedule`]: deployment windows and freezes;
+//! - [`telemetry`]: the controller's metrics (API requests included) and health endpoints;
 //! - [`traffic`]: traffic routers behind one trait;
 //! - [`cli`] and [`status`]: the command line.
 

@@ -31,7 +31,7 @@ pub struct Observed<'a> {
     /// The Incident named in `status.incident`, when the cache has it (the second-wave check).
     pub incident: Option<&'a Incident>,
     /// The stable's errors and requests over a second-wave watch that has ended
-    /// ([`second_wave::Step::Measure`]), or why they could not be measured.
+    /// ([`super::second_wave::Step::Measure`]), or why they could not be measured.
     pub second_wave: Option<&'a Result<Counts, String>>,
 }
 

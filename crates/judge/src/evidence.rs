@@ -69,7 +69,7 @@ impl Evidence {
     /// Given each interval's total `s_t`, the canary's events are independent
     /// `Binomial(s_t, θ_t(R))` (the model in the crate docs), so the canary's total `X` is a
     /// sum of independent Bernoulli trials. For failed requests `θ_t` is taken at the odds
-    /// ratio the margin means for Bernoulli requests ([`odds_margin`](crate::planned::odds_margin)) rather than at `R0`
+    /// ratio the margin means for Bernoulli requests (`odds_margin` in `planned.rs`) rather than at `R0`
     /// itself, and the binomial stands in for the noncentral hypergeometric law, which is less
     /// dispersed, so this too errs on the conservative side. Within a [`Stratum`] the trials' probabilities at
     /// `R0` differ by less than 10% in odds; the stratum is replaced by `Binomial(S, θ̄)` with

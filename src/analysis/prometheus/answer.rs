@@ -59,7 +59,7 @@ pub enum QueryError {
         address: String,
         /// The rendered query.
         query: String,
-        /// Permits per address ([`MAX_IN_FLIGHT`]).
+        /// Permits per address ([`MAX_IN_FLIGHT`](super::MAX_IN_FLIGHT)).
         limit: usize,
         /// How long it waited, in seconds.
         seconds: f64,

@@ -6,9 +6,9 @@
 //! what lets a controller killed at any instant resume correctly.
 //!
 //! - this module: the decision's frame, requests, the first deploy and the steady state;
-//! - [`canary`]: the steps, analysis gates, promotion and abort;
-//! - [`bake`]: the watch after a promotion and its rollback;
-//! - [`finish`]: the second-wave check, the notifications, and the ReplicaSets the plan ends with.
+//! - `canary`: the steps, analysis gates, promotion and abort;
+//! - `bake`: the watch after a promotion and its rollback;
+//! - `finish`: the second-wave check, the notifications, and the ReplicaSets the plan ends with.
 
 mod bake;
 mod canary;

@@ -108,6 +108,14 @@ struct Target {
 /// Parses the process arguments and runs the chosen command; returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    run_main(run(cli))
+}
+
+/// Sets up logging to stderr (filtered by `FIREBREAK_LOG`, default `info`; JSON when
+/// `FIREBREAK_LOG_FORMAT=json`), then runs `work` on a multi-threaded Tokio runtime. Returns exit
+/// code 0, or 1 after printing the error (with its causes) to stderr. Shared by `firebreak` and
+/// the development tools, so they log and fail alike.
+pub fn run_main(work: impl Future<Output = anyhow::Result<()>>) -> ExitCode {
     init_logging();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -119,7 +127,7 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(work) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -17,24 +17,7 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    firebreak::cli::run_main(run(cli))
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -44,23 +27,4 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         )
     })?;
     fleet_sim::run(client, cli.config).await
-}
-
-/// Logs to stderr (stdout carries the bound address), filtered by `FIREBREAK_LOG` (default
-/// `info`), as JSON when `FIREBREAK_LOG_FORMAT=json`: the same settings as `firebreak`'s.
-fn init_logging() {
-    use std::io::IsTerminal;
-    use tracing_subscriber::EnvFilter;
-    let filter =
-        EnvFilter::try_from_env("FIREBREAK_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let json = std::env::var("FIREBREAK_LOG_FORMAT").is_ok_and(|f| f == "json");
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
 }

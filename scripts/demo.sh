@@ -11,6 +11,8 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=common.sh
+source "$here/common.sh"
 repo="$(cd "$here/.." && pwd)"
 cd "$repo"
 name=demo
@@ -47,12 +49,8 @@ logs="target/firebreak-env/$name"
 kubectl="$FIREBREAK_KUBECTL"
 
 say "installing the Rollout CRD, starting the fleet simulator and the controller"
-"$firebreak" crd | "$kubectl" apply --server-side -f - >/dev/null
+install_crds "$firebreak" "$kubectl"
 "$kubectl" create namespace "$ns" >/dev/null
-for _ in $(seq 100); do
-    [[ "$("$kubectl" get crd rollouts.firebreak.dev -o jsonpath='{.status.conditions[?(@.type=="Established")].status}')" == True ]] && break
-    sleep 0.2
-done
 
 FIREBREAK_LOG=warn "$fleet_sim" --namespace "$ns" --listen 127.0.0.1:0 --seed 7 \
     >"$logs/simulator.out" 2>"$logs/simulator.log" &

@@ -20,6 +20,8 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=common.sh
+source "$here/common.sh"
 repo="$(cd "$here/.." && pwd)"
 cd "$repo"
 rollouts="${1:-100}"
@@ -63,13 +65,8 @@ logs="target/firebreak-env/$name"
 kubectl="$FIREBREAK_KUBECTL"
 
 say "installing the CRDs and starting the controller"
-"$firebreak" crd | "$kubectl" apply --server-side -f - >/dev/null
+install_crds "$firebreak" "$kubectl"
 "$kubectl" create namespace "$ns" >/dev/null
-for _ in $(seq 100); do
-    # Until the API server has set any condition, the filter has no list to look at and fails.
-    [[ "$("$kubectl" get crd rollouts.firebreak.dev -o jsonpath='{.status.conditions[?(@.type=="Established")].status}' 2>/dev/null)" == True ]] && break
-    sleep 0.2
-done
 FIREBREAK_LOG_FORMAT=json "$firebreak" controller --namespace "$ns" --metrics-address 127.0.0.1:0 \
     >"$logs/controller.log" 2>&1 &
 pids+=($!)

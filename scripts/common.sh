@@ -14,3 +14,13 @@ install_crds() {
     echo "the Rollout CRD was not Established within 20s; see \`$kubectl get crd rollouts.firebreak.dev -o yaml\`" >&2
     return 1
 }
+
+# start_env NAME: starts the local environment NAME (scripts/env.sh up) and loads its env file into
+# this shell; sets `logs` (the environment's directory) and `kubectl`. Run from the repository root.
+start_env() {
+    scripts/env.sh up "$1" >/dev/null
+    # shellcheck disable=SC1090
+    source "target/firebreak-env/$1/env"
+    logs="target/firebreak-env/$1"
+    kubectl="$FIREBREAK_KUBECTL"
+}

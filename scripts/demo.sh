@@ -42,11 +42,7 @@ firebreak="$repo/target/debug/firebreak"
 fleet_sim="$repo/target/debug/fleet-sim"
 
 say "starting the local cluster and Prometheus"
-scripts/env.sh up "$name" >/dev/null
-# shellcheck disable=SC1090
-source "target/firebreak-env/$name/env"
-logs="target/firebreak-env/$name"
-kubectl="$FIREBREAK_KUBECTL"
+start_env "$name"
 
 say "installing the Rollout CRD, starting the fleet simulator and the controller"
 install_crds "$firebreak" "$kubectl"

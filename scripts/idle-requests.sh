@@ -58,11 +58,7 @@ cargo build --quiet --bin firebreak
 firebreak="$repo/target/debug/firebreak"
 
 say "starting environment '$name'"
-scripts/env.sh up "$name" >/dev/null
-# shellcheck disable=SC1090
-source "target/firebreak-env/$name/env"
-logs="target/firebreak-env/$name"
-kubectl="$FIREBREAK_KUBECTL"
+start_env "$name"
 
 say "installing the CRDs and starting the controller"
 install_crds "$firebreak" "$kubectl"

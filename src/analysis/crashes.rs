@@ -146,10 +146,9 @@ impl<'a> PodCrashes<'a> {
     }
 
     /// The running pods of both arms, from the cache.
-    async fn samples(&self, look: &Look<'_>) -> Result<Vec<PodSample>, ProviderError> {
+    fn samples(&self, look: &Look<'_>) -> Vec<PodSample> {
         let canary = &look.arms.canary;
-        Ok(self
-            .pods
+        self.pods
             .state()
             .iter()
             .filter(|p| p.metadata.namespace.as_deref() == Some(canary.namespace))
@@ -162,7 +161,7 @@ impl<'a> PodCrashes<'a> {
                     == Some(canary.rollout)
             })
             .filter_map(|p| pod_sample(p, canary.revision, look.arms.baseline.revision))
-            .collect())
+            .collect()
     }
 }
 
@@ -181,7 +180,7 @@ impl MetricProvider for PodCrashes<'_> {
                     wanted: "crashRate",
                 });
             }
-            let samples = self.samples(&look).await?;
+            let samples = self.samples(&look);
             Ok(Measurement::Crashes(crash_window(
                 &samples,
                 self.previous,

@@ -76,18 +76,6 @@ pub enum ProviderError {
     /// A Prometheus query gave no usable count.
     #[error(transparent)]
     Prometheus(#[from] QueryError),
-    /// The pods of the rollout could not be listed.
-    #[error(
-        "listing the pods of rollout {rollout} in namespace {namespace} failed: {message}; check that the controller may list pods there"
-    )]
-    Pods {
-        /// The Rollout's namespace.
-        namespace: String,
-        /// The Rollout's name.
-        rollout: String,
-        /// The API error.
-        message: String,
-    },
     /// The metric is not of the kind this provider measures (a controller bug: the provider is
     /// chosen by the metric's kind).
     #[error(
@@ -108,7 +96,6 @@ impl ProviderError {
     pub fn metric_label(&self) -> &'static str {
         match self {
             ProviderError::Prometheus(e) => e.metric_label(),
-            ProviderError::Pods { .. } => "PodsUnavailable",
             ProviderError::WrongProvider { .. } => "WrongProvider",
         }
     }

@@ -5,7 +5,6 @@ use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, Patch, PatchParams};
-use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
@@ -181,15 +180,7 @@ pub async fn complete_mitigation(
     actions: Vec<MitigationAction>,
 ) {
     let api: Api<Incident> = Api::namespaced(ctx.client.clone(), namespace);
-    let cached = ctx
-        .incidents
-        .get(&ObjectRef::new(name).within(namespace))
-        .map(|i| Incident::clone(&i));
-    let found = match cached {
-        Some(incident) => Ok(Some(incident)),
-        None => api.get_opt(name).await,
-    };
-    let mut incident = match found {
+    let mut incident = match ctx.read_incident(namespace, name).await {
         Ok(Some(incident)) => incident,
         Ok(None) => return,
         Err(e) => {

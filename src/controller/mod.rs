@@ -178,6 +178,21 @@ impl Context {
     pub fn incident(&self, namespace: &str, name: &str) -> Option<Arc<Incident>> {
         self.incidents.get(&ObjectRef::new(name).within(namespace))
     }
+
+    /// The Incident `name` in `namespace`: from the cache, or read from the API server when the
+    /// cache does not have it yet (one created in this reconcile).
+    pub async fn read_incident(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<Incident>, kube::Error> {
+        if let Some(cached) = self.incident(namespace, name) {
+            return Ok(Some(Incident::clone(&cached)));
+        }
+        Api::<Incident>::namespaced(self.client.clone(), namespace)
+            .get_opt(name)
+            .await
+    }
 }
 
 /// resourceVersions are etcd revisions, which grow; one that is not a number is never compared.
@@ -368,14 +383,15 @@ async fn report_error(ctx: &Context, rollout: &Rollout, error: &Error) {
         | ErrorKind::Prometheus
         | ErrorKind::Router
         | ErrorKind::Notification => {
-            let event = kube::runtime::events::Event {
-                type_: kube::runtime::events::EventType::Warning,
-                reason: error.metric_label().into(),
-                note: Some(crate::incident::message::truncate(&error.to_string(), 1000)),
-                action: "Reconcile".into(),
-                secondary: None,
-            };
-            record::publish(ctx, &event, &rollout.object_ref(&())).await;
+            record::publish(
+                ctx,
+                &rollout.object_ref(&()),
+                kube::runtime::events::EventType::Warning,
+                error.metric_label(),
+                "Reconcile",
+                &error.to_string(),
+            )
+            .await;
         }
     }
 }
@@ -423,8 +439,6 @@ async fn reconcile_inner(
                 &error.to_string(),
             )
             .await?;
-            ctx.metrics
-                .set_rollout_phase(&namespace, &name, Some("Degraded"));
             return Err(error);
         }
     };
@@ -502,8 +516,6 @@ async fn reconcile_inner(
                 &what,
             )
             .await?;
-            ctx.metrics
-                .set_rollout_phase(&namespace, &name, Some("Degraded"));
             return Err(refused);
         }
         Err(e) => return Err(e),

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use kube::{Api, Resource, ResourceExt};
 use tracing::{info, warn};
 
@@ -112,13 +112,9 @@ async fn attempt(ctx: &Context, rollout: &Rollout, p: &PendingNotification) -> A
     }
 }
 
-/// The Incident `name`: from the cache, or read (one just created may not be cached yet).
+/// The Incident `name`, or `None` (logged) when it cannot be read.
 async fn incident(ctx: &Context, namespace: &str, name: &str) -> Option<Incident> {
-    if let Some(cached) = ctx.incident(namespace, name) {
-        return Some(Incident::clone(&cached));
-    }
-    let api: Api<Incident> = Api::namespaced(ctx.client.clone(), namespace);
-    match api.get_opt(name).await {
+    match ctx.read_incident(namespace, name).await {
         Ok(found) => found,
         Err(e) => {
             warn!(incident = %name, error = %e, "could not read the Incident for a notification");
@@ -170,14 +166,15 @@ async fn report(
                 ),
             )
         };
-        let event = Event {
+        publish(
+            ctx,
+            &reference,
             type_,
-            reason: reason.into(),
-            note: Some(truncate(&note, 900)),
-            action: "Notify".into(),
-            secondary: None,
-        };
-        publish(ctx, &event, &reference).await;
+            reason,
+            "Notify",
+            &truncate(&note, 900),
+        )
+        .await;
         if let Some(incident) = p.incident.as_deref() {
             by_incident
                 .entry(incident)

@@ -125,14 +125,7 @@ pub enum After {
 /// Applies `attempt`, which ended at `now`, to `p`.
 pub fn after(p: &PendingNotification, attempt: Attempt, now: Timestamp) -> After {
     let attempts = p.attempts + 1;
-    let result = |delivered: bool, attempts: u32, error: Option<String>| NotificationResult {
-        name: p.receiver.clone(),
-        event: p.event,
-        delivered,
-        attempts,
-        error,
-        time: Some(Time(now)),
-    };
+    let result = |delivered, attempts, error| result(p, delivered, attempts, error, now);
     match attempt {
         Attempt::Delivered => After::Done(result(true, attempts, None)),
         Attempt::Impossible(error) => After::Done(result(false, p.attempts, Some(error))),
@@ -154,18 +147,30 @@ pub fn after(p: &PendingNotification, attempt: Attempt, now: Timestamp) -> After
 
 /// The record of a notification given up without an attempt (the outbox overflowed).
 pub fn given_up(p: &PendingNotification, now: Timestamp) -> NotificationResult {
+    let error = format!(
+        "given up: more than {MAX_PENDING} notifications were waiting{}",
+        p.last_error
+            .as_deref()
+            .map(|e| format!("; last error: {e}"))
+            .unwrap_or_default()
+    );
+    result(p, false, p.attempts, Some(error), now)
+}
+
+/// The status record of `p`'s delivery, ended at `now`.
+fn result(
+    p: &PendingNotification,
+    delivered: bool,
+    attempts: u32,
+    error: Option<String>,
+    now: Timestamp,
+) -> NotificationResult {
     NotificationResult {
         name: p.receiver.clone(),
         event: p.event,
-        delivered: false,
-        attempts: p.attempts,
-        error: Some(format!(
-            "given up: more than {MAX_PENDING} notifications were waiting{}",
-            p.last_error
-                .as_deref()
-                .map(|e| format!("; last error: {e}"))
-                .unwrap_or_default()
-        )),
+        delivered,
+        attempts,
+        error,
         time: Some(Time(now)),
     }
 }

@@ -33,18 +33,20 @@ pub async fn record(
     let reference = rollout.object_ref(&());
     for t in &plan.transitions {
         info!(rollout = %name, namespace = rollout.namespace().unwrap_or_default(), reason = %t.reason, "{}", t.message);
-        let event = Event {
-            type_: if t.warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
-            reason: t.reason.to_string(),
-            note: Some(truncate(&t.message, 1000)),
-            action: "Reconcile".into(),
-            secondary: None,
+        let type_ = if t.warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
         };
-        publish(ctx, &event, &reference).await;
+        publish(
+            ctx,
+            &reference,
+            type_,
+            t.reason.as_str(),
+            "Reconcile",
+            &t.message,
+        )
+        .await;
     }
     Ok(written)
 }
@@ -85,15 +87,30 @@ pub async fn apply_status(
     Ok(written)
 }
 
-/// Publishes `event` about `reference` with the controller's one Event recorder. An Event that
-/// cannot be published never undoes what was already done: it is logged.
+/// Most bytes of an Event's note (the API server's limit is 1 kB); longer notes are cut.
+pub const EVENT_NOTE_LIMIT: usize = 1000;
+
+/// Publishes an Event about `reference` with the controller's one Event recorder: `type_`,
+/// `reason` (CamelCase), `action` (what the controller was doing, e.g. `Reconcile`) and `note`
+/// (cut to [`EVENT_NOTE_LIMIT`] bytes). An Event that cannot be published never undoes what was
+/// already done: it is logged.
 pub async fn publish(
     ctx: &Context,
-    event: &Event,
     reference: &k8s_openapi::api::core::v1::ObjectReference,
+    type_: EventType,
+    reason: &str,
+    action: &str,
+    note: &str,
 ) {
-    if let Err(e) = ctx.recorder.publish(event, reference).await {
-        warn!(error = %e, reason = %event.reason, "could not publish Event");
+    let event = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(truncate(note, EVENT_NOTE_LIMIT)),
+        action: action.into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, reference).await {
+        warn!(error = %e, %reason, "could not publish Event");
     }
 }
 
@@ -117,8 +134,9 @@ pub async fn write_second_wave(ctx: &Context, namespace: &str, name: &str, wave:
 
 /// A Rollout the controller cannot act on (its spec fails validation, or the API server refused
 /// an object it needs): say so in status (phase Degraded, the message naming the field and the
-/// fix, conditions with the cause's reason) and as a Warning Event with that reason, and leave
-/// the ReplicaSets as they are. Writes only when the status would change.
+/// fix, conditions with the cause's reason), in the `firebreak_rollouts` gauge, and as a Warning
+/// Event with that reason, and leave the ReplicaSets as they are. Writes only when the status
+/// would change.
 pub async fn record_degraded(
     ctx: &Context,
     api: &Api<Rollout>,
@@ -126,6 +144,11 @@ pub async fn record_degraded(
     cause: conditions::Degraded,
     message: &str,
 ) -> Result<(), Error> {
+    ctx.metrics.set_rollout_phase(
+        &rollout.namespace().unwrap_or_default(),
+        &rollout.name_any(),
+        Some(&Phase::Degraded.to_string()),
+    );
     let mut status = rollout.status.clone().unwrap_or_default();
     status.phase = Some(Phase::Degraded);
     status.message = Some(message.to_string());
@@ -140,14 +163,15 @@ pub async fn record_degraded(
         apply_status(ctx, api, rollout, &status).await?;
     }
     if rollout.status.as_ref().and_then(|s| s.message.as_deref()) != status.message.as_deref() {
-        let event = Event {
-            type_: EventType::Warning,
-            reason: cause.reason().as_str().into(),
-            note: Some(truncate(message, 1000)),
-            action: "Reconcile".into(),
-            secondary: None,
-        };
-        publish(ctx, &event, &rollout.object_ref(&())).await;
+        publish(
+            ctx,
+            &rollout.object_ref(&()),
+            EventType::Warning,
+            cause.reason().as_str(),
+            "Reconcile",
+            message,
+        )
+        .await;
     }
     Ok(())
 }

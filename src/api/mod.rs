@@ -12,6 +12,7 @@ macro_rules! display_as_str {
 }
 
 mod duration;
+pub mod gateway_api;
 mod incident;
 mod rollout;
 

@@ -1,6 +1,8 @@
 //! The act phase: carries out a [`Plan`]: the kill switch, the traffic router, the
 //! ReplicaSets (server-side apply, only those that differ), deletions, and the Incident record.
 
+use std::time::Duration;
+
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -10,20 +12,32 @@ use serde_json::json;
 use tracing::{info, warn};
 
 use crate::api::{Incident, MitigationAction, Rollout};
-use crate::traffic::{TrafficRouter, WeightOutcome};
+use crate::traffic::gateway::GatewayRouter;
+use crate::traffic::services::{self, ServiceTarget};
+use crate::traffic::{Router, TrafficRouter};
 
-use super::error::{Error, read_err, write_err};
+use super::error::{Error, ErrorKind, read_err, write_err};
 use super::plan::Plan;
 use super::revisions::{self, Revision, build_replica_set};
 use super::{Context, FIELD_MANAGER, mitigate, validate};
 
-/// Applies the planned ReplicaSets (only those that differ) and deletes the retired ones. In a
-/// rollback the kill switch is flipped first and traffic moved before the canary shrinks; the
+/// Longest a rollback waits for the gateway to report all requests on stable before the canary
+/// shrinks anyway (a rollback never waits on a gateway for long).
+pub const ROLLBACK_VERIFY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Applies the planned ReplicaSets (only those that differ) and deletes the retired ones. With a
+/// router the Services and routes come first. In a rollback the kill switch is flipped first,
+/// then all traffic goes to stable (verified at the gateway), then the canary shrinks; the
 /// mitigation actions are returned with their times, for the Incident.
+///
+/// # Errors
+/// A failed write; [`Error::Router`] when the router failed outside a rollback (the routes it
+/// had changed are put back).
 pub async fn act(
     ctx: &Context,
     api: &Api<ReplicaSet>,
     rollout: &Rollout,
+    router: &Router<'_>,
     observed: &[Revision],
     plan: &Plan,
 ) -> Result<Vec<MitigationAction>, Error> {
@@ -34,24 +48,8 @@ pub async fn act(
         let namespace = rollout.namespace().unwrap_or_default();
         mitigation.extend(mitigate::flip(&ctx.client, &namespace, kill_switch).await);
     }
-    let weight = plan.status.canary_weight.clamp(0, 100) as u8;
-    match ctx.router.set_weight(weight).await {
-        Ok(WeightOutcome::Routed) if plan.mitigating => mitigation.push(MitigationAction {
-            time: Time(Timestamp::now()),
-            action: "TrafficToStable".into(),
-            detail: format!("router {}: canary weight 0%", ctx.router.name()),
-        }),
-        Ok(_) => {}
-        Err(e) => {
-            // Traffic follows pods without a router; a router that fails is reported, and the
-            // ReplicaSets still move (a rollback must not wait for it).
-            let error = Error::Router {
-                router: ctx.router.name().to_string(),
-                message: e.to_string(),
-            };
-            warn!(error = %error, "traffic router failed");
-            ctx.metrics.record_error(error.metric_label());
-        }
+    if let Router::GatewayApi(gateway) = router {
+        mitigation.extend(route(ctx, gateway, rollout, plan).await?);
     }
     let apply = PatchParams::apply(FIELD_MANAGER).force();
     for desired in &plan.replica_sets {
@@ -88,8 +86,12 @@ pub async fn act(
             time: Time(Timestamp::now()),
             action: "CanaryScaledDown".into(),
             detail: format!(
-                "{} scaled to 0 pods; without a traffic router traffic follows pods, so the stable serves all requests",
-                if shrunk.is_empty() { "the canary ReplicaSet".to_string() } else { shrunk.join(", ") }
+                "{} scaled to 0 pods{}",
+                if shrunk.is_empty() { "the canary ReplicaSet".to_string() } else { shrunk.join(", ") },
+                match router {
+                    Router::Replicas => "; without a traffic router traffic follows pods, so the stable serves all requests",
+                    Router::GatewayApi(_) => "",
+                }
             ),
         });
     }
@@ -126,6 +128,133 @@ pub async fn act(
         }
     }
     Ok(mitigation)
+}
+
+/// Points the Services at their revisions and writes the planned weights to the routes (unless
+/// the gateway already carries them). In a rollback, waits until the gateway carries all traffic
+/// to stable (at most [`ROLLBACK_VERIFY_TIMEOUT`]) and returns that as a mitigation action; a
+/// failure then is recorded, not returned, so the canary still shrinks.
+async fn route(
+    ctx: &Context,
+    gateway: &GatewayRouter<'_>,
+    rollout: &Rollout,
+    plan: &Plan,
+) -> Result<Vec<MitigationAction>, Error> {
+    let (Some(traffic), Some(stable)) = (&plan.status.traffic, &plan.status.stable_revision) else {
+        return Ok(Vec::new());
+    };
+    let Some(routing) = &rollout.spec.strategy.canary.traffic_routing else {
+        return Ok(Vec::new());
+    };
+    let canary = plan.status.canary_revision.as_ref().unwrap_or(stable);
+    let baseline = plan
+        .replica_sets
+        .iter()
+        .find(|d| d.arm == revisions::Arm::Baseline && d.replicas > 0)
+        .map_or(stable, |d| &d.hash);
+    let mut targets = vec![
+        ServiceTarget {
+            name: routing.services.stable.clone(),
+            hash: stable.clone(),
+        },
+        ServiceTarget {
+            name: routing.services.canary.clone(),
+            hash: canary.clone(),
+        },
+    ];
+    if let Some(name) = &routing.services.baseline {
+        targets.push(ServiceTarget {
+            name: name.clone(),
+            hash: baseline.clone(),
+        });
+    }
+    let started = Timestamp::now();
+    let written = async {
+        let created = services::point(&ctx.client, rollout, &targets).await?;
+        if !created.is_empty() {
+            info!(services = ?created, "created the traffic router's Services");
+        }
+        if !traffic.verified {
+            gateway
+                .set_weight(traffic.weights, plan.header_route.as_ref())
+                .await?;
+        }
+        Ok::<_, crate::traffic::RouterError>(())
+    }
+    .await;
+    if !plan.mitigating {
+        return written.map(|()| Vec::new()).map_err(|e| Error::Router {
+            router: gateway.name().to_string(),
+            message: e.message,
+        });
+    }
+    let action = match written {
+        Ok(()) => {
+            let verified = verify_until(gateway, traffic.weights, ROLLBACK_VERIFY_TIMEOUT).await;
+            let took = Timestamp::now().duration_since(started).as_millis();
+            match verified {
+                Ok(()) => MitigationAction {
+                    time: Time(Timestamp::now()),
+                    action: "TrafficToStable".into(),
+                    detail: format!(
+                        "all requests to stable: routes {} carry {}, verified by the gateway {took} ms after the write",
+                        route_names(gateway),
+                        traffic.weights
+                    ),
+                },
+                Err(why) => MitigationAction {
+                    time: Time(Timestamp::now()),
+                    action: "TrafficToStableUnverified".into(),
+                    detail: format!(
+                        "routes {} written with {}, but the gateway had not confirmed within {}s: {why}; the canary is scaled down anyway",
+                        route_names(gateway),
+                        traffic.weights,
+                        ROLLBACK_VERIFY_TIMEOUT.as_secs()
+                    ),
+                },
+            }
+        }
+        Err(e) => {
+            warn!(error = %e, "the traffic router failed during a rollback");
+            ctx.metrics.record_error(ErrorKind::Router.as_str());
+            MitigationAction {
+                time: Time(Timestamp::now()),
+                action: "TrafficToStableFailed".into(),
+                detail: format!("{e}; the canary is scaled down anyway"),
+            }
+        }
+    };
+    Ok(vec![action])
+}
+
+fn route_names(gateway: &GatewayRouter<'_>) -> String {
+    gateway
+        .targets()
+        .iter()
+        .map(|t| format!("{}/{}", t.kind.kind(), t.name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Reads the routes every 250 ms until they carry `weights` (no header route) and the gateway
+/// accepted them, for at most `timeout`. Returns why not, when it gives up.
+async fn verify_until(
+    gateway: &GatewayRouter<'_>,
+    weights: crate::api::TrafficWeights,
+    timeout: Duration,
+) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let why = match gateway.verify().await {
+            Ok(o) if o.verifies(weights, None) => return Ok(()),
+            Ok(o) => o.why_not(weights, None),
+            Err(e) => e.to_string(),
+        };
+        if tokio::time::Instant::now() >= deadline {
+            return Err(why);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 /// Creates the Incident a decision planned; one that already exists (a retried decision after a

@@ -75,6 +75,8 @@ pub enum Reason {
     InvalidSpec,
     /// The API server refused an object the rollout needs (e.g. its ReplicaSet).
     ObjectRefused,
+    /// The traffic router could not write or read a route or Service.
+    RouterFailed,
 }
 
 impl Reason {
@@ -92,6 +94,7 @@ impl Reason {
             Reason::RolledBack => "RolledBack",
             Reason::InvalidSpec => "InvalidSpec",
             Reason::ObjectRefused => "ObjectRefused",
+            Reason::RouterFailed => "RouterFailed",
         }
     }
 }
@@ -105,6 +108,9 @@ pub enum Degraded {
     InvalidSpec,
     /// The API server refused an object the rollout needs as invalid.
     ObjectRefused,
+    /// The traffic router failed: a route or Service could not be written (every route it
+    /// had changed was put back).
+    RouterFailed,
 }
 
 /// What the conditions describe: the phase, with the cause when Degraded.
@@ -140,6 +146,7 @@ impl State {
             State::Degraded(Degraded::ProgressDeadline) => (false, Reason::RolloutDegraded),
             State::Degraded(Degraded::InvalidSpec) => (false, Reason::InvalidSpec),
             State::Degraded(Degraded::ObjectRefused) => (false, Reason::ObjectRefused),
+            State::Degraded(Degraded::RouterFailed) => (false, Reason::RouterFailed),
         };
         let progressing = match self {
             State::Progressing | State::Paused => (true, Reason::CanaryProgressing),
@@ -180,6 +187,7 @@ impl Degraded {
             Degraded::ProgressDeadline => Reason::ProgressDeadlineExceeded,
             Degraded::InvalidSpec => Reason::InvalidSpec,
             Degraded::ObjectRefused => Reason::ObjectRefused,
+            Degraded::RouterFailed => Reason::RouterFailed,
         }
     }
 }
@@ -444,6 +452,7 @@ mod tests {
             State::Degraded(Degraded::ProgressDeadline),
             State::Degraded(Degraded::InvalidSpec),
             State::Degraded(Degraded::ObjectRefused),
+            State::Degraded(Degraded::RouterFailed),
         ];
         for state in states {
             let [_, _, reconciling, stalled] = state.conditions();

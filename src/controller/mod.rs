@@ -47,7 +47,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use tracing::{info, warn};
 
 use crate::api::{Incident, ROLLOUT_LABEL, Rollout};
-use crate::traffic::ReplicaWeighted;
+use crate::traffic::{Router, TrafficRouter};
 pub use error::{Error, ErrorKind};
 use plan::Observed;
 use revisions::Revision;
@@ -63,8 +63,6 @@ pub struct Context {
     pub client: Client,
     /// Publishes Kubernetes Events: one recorder for every Event the controller writes.
     pub recorder: Recorder,
-    /// Moves traffic (replica-weighted: traffic follows pods).
-    pub router: ReplicaWeighted,
     /// Deployment windows for Rollouts without their own.
     pub windows: windows::WindowDefaults,
     /// The controller's own metrics.
@@ -103,7 +101,6 @@ impl Context {
         Context {
             client,
             recorder,
-            router: ReplicaWeighted,
             windows,
             metrics,
             replica_sets: caches.replica_sets,
@@ -469,6 +466,11 @@ async fn reconcile_inner(
             None
         }
     };
+    let router = Router::for_rollout(&ctx.client, rollout);
+    let traffic = match &router {
+        Router::Replicas => None,
+        Router::GatewayApi(gateway) => Some(gateway.verify().await.map_err(|e| e.message)),
+    };
     let plan = decide::decide(&Observed {
         rollout,
         spec: &spec,
@@ -478,6 +480,7 @@ async fn reconcile_inner(
         window: ctx.windows.gate(rollout, now),
         incident: incident.as_deref(),
         second_wave: measured.as_ref(),
+        traffic: traffic.as_ref(),
     });
 
     if let Some(a) = &analysis {
@@ -503,8 +506,22 @@ async fn reconcile_inner(
         return Ok(Action::await_change());
     }
     let rs_api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &namespace);
-    let mitigation = match act::act(&ctx, &rs_api, rollout, &revisions, &plan).await {
+    let mitigation = match act::act(&ctx, &rs_api, rollout, &router, &revisions, &plan).await {
         Ok(mitigation) => mitigation,
+        Err(failed @ Error::Router { .. }) => {
+            let what = format!(
+                "{failed}. Routes changed in this attempt were put back; fix the route or Service it names (see docs/gitops.md), and the next attempt moves on"
+            );
+            record::record_degraded(
+                &ctx,
+                &api,
+                rollout,
+                conditions::Degraded::RouterFailed,
+                &what,
+            )
+            .await?;
+            return Err(failed);
+        }
         Err(refused @ Error::Refused { .. }) => {
             let what =
                 format!("{refused}. Fix spec.template (or the field it names) and apply again");

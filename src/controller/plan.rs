@@ -33,6 +33,9 @@ pub struct Observed<'a> {
     /// The stable's errors and requests over a second-wave watch that has ended
     /// ([`super::second_wave::Step::Measure`]), or why they could not be measured.
     pub second_wave: Option<&'a Result<Counts, String>>,
+    /// What the traffic router found on the routes: with `trafficRouting` only; an error is a
+    /// sentence naming the route.
+    pub traffic: Option<&'a Result<crate::traffic::TrafficObservation, String>>,
 }
 
 /// The deployment window as the decision needs it.
@@ -72,6 +75,8 @@ pub struct Plan {
     pub second_wave: Option<SecondWave>,
     /// Notifications given up because the outbox overflowed, to record as failed.
     pub given_up: Vec<PendingNotification>,
+    /// The header route the routes should carry (its name is in `status.traffic.headerRoute`).
+    pub header_route: Option<super::validate::HeaderRoute>,
 }
 
 /// One transition, to be published as an Event.

@@ -21,17 +21,17 @@ use super::validate::validate;
 pub fn weight(w: i32) -> Step {
     Step {
         set_weight: Some(w),
-        pause: None,
+        ..Step::default()
     }
 }
 
 /// A pause step; `None` waits for promote.
 pub fn pause(duration: Option<&str>) -> Step {
     Step {
-        set_weight: None,
         pause: Some(Pause {
             duration: duration.map(Into::into),
         }),
+        ..Step::default()
     }
 }
 
@@ -53,6 +53,9 @@ pub trait TestRollout: Sized {
     fn with_baseline(self) -> Self;
     /// Sets `spec.revisionHistoryLimit`.
     fn with_history_limit(self, limit: i32) -> Self;
+    /// Routes with a managed HTTPRoute over Services `web-stable` and `web-canary` (and
+    /// `web-baseline`).
+    fn with_router(self) -> Self;
     /// Adds an error-rate analysis with `analysis.onInconclusive` = `on_inconclusive`.
     fn with_analysis(self, on_inconclusive: crate::api::OnInconclusive) -> Self;
 }
@@ -71,6 +74,7 @@ impl TestRollout for Rollout {
                     baseline: false,
                     steps: vec![weight(10), pause(None), weight(50), pause(Some("30s"))],
                     max_duration: None,
+                    traffic_routing: None,
                 },
             },
             analysis: None,
@@ -113,6 +117,20 @@ impl TestRollout for Rollout {
         self
     }
 
+    fn with_router(mut self) -> Self {
+        self.spec.strategy.canary.traffic_routing = Some(
+            serde_json::from_value(json!({
+                "services": {"stable": "web-stable", "canary": "web-canary", "baseline": "web-baseline"},
+                "gatewayAPI": {"httpRoute": {"spec": {
+                    "parentRefs": [{"name": "gw"}],
+                    "rules": [{"name": "main", "backendRefs": [{"name": "web-stable", "port": 8080}]}]
+                }}}
+            }))
+            .expect("valid trafficRouting"),
+        );
+        self
+    }
+
     fn with_history_limit(mut self, limit: i32) -> Self {
         self.spec.revision_history_limit = Some(limit);
         self
@@ -143,6 +161,11 @@ pub struct Cluster {
     pub incident: Option<crate::api::Incident>,
     /// The second-wave measurement the next decision sees.
     pub second_wave: Option<Result<firebreak_judge::Counts, String>>,
+    /// What the routes carry, as the next decision observes it (a routed Rollout).
+    pub traffic: Option<Result<crate::traffic::TrafficObservation, String>>,
+    /// The gateway: after each plan the routes carry its weights, and the gateway accepts them
+    /// when this is `Ok`, or reports the error.
+    pub gateway: Result<(), String>,
 }
 
 impl Cluster {
@@ -160,6 +183,8 @@ impl Cluster {
             nonce: 0,
             incident: None,
             second_wave: None,
+            traffic: None,
+            gateway: Ok(()),
         }
     }
 
@@ -175,7 +200,16 @@ impl Cluster {
             window: self.window.clone(),
             incident: self.incident.as_ref(),
             second_wave: self.second_wave.as_ref(),
+            traffic: self.traffic.as_ref(),
         });
+        // The router writes the planned routing; the gateway accepts it, or not.
+        if let Some(traffic) = &plan.status.traffic {
+            self.traffic = Some(Ok(crate::traffic::TrafficObservation {
+                carried: Some((traffic.weights, traffic.header_route.clone())),
+                accepted: self.gateway.clone(),
+                changed_by: None,
+            }));
+        }
         // As the shell does: the second-wave state goes to the Incident's status.
         if let (Some(wave), Some(incident)) = (&plan.second_wave, self.incident.as_mut()) {
             incident

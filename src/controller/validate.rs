@@ -6,8 +6,8 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 
 use crate::api::{
-    Analysis, InvalidDuration, MIN_ANALYSIS_INTERVAL, Notification, RolloutSpec,
-    TEMPLATE_VARIABLES, known_variables_text, template_tokens,
+    Analysis, HeaderMatch, InvalidDuration, MIN_ANALYSIS_INTERVAL, Notification, RolloutSpec,
+    TEMPLATE_VARIABLES, TrafficRouting, known_variables_text, template_tokens,
 };
 use crate::schedule::windows::{WindowError, compile};
 
@@ -17,12 +17,37 @@ pub const DEFAULT_PROGRESS_DEADLINE: Duration = Duration::from_secs(600);
 pub const DEFAULT_REVISION_HISTORY_LIMIT: usize = 3;
 
 /// A canary step, parsed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StepKind {
     /// Canary weight in percent, 0–100.
     SetWeight(i32),
     /// Wait for the duration, or (None) until `promote`.
     Pause(Option<Duration>),
+    /// Size the canary (and baseline) independently of the weight (needs a router).
+    SetCanaryScale(CanaryScale),
+    /// Send requests with matching headers to the canary (needs a router); `None` removes it.
+    SetHeaderRoute(Option<HeaderRoute>),
+}
+
+/// How many canary pods run at a step with a traffic router.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CanaryScale {
+    /// The canary's share of `spec.replicas` equals its traffic weight (at least one pod).
+    #[default]
+    MatchTrafficWeight,
+    /// Exactly this many pods.
+    Replicas(i32),
+    /// This percentage of `spec.replicas`, rounded up.
+    Weight(i32),
+}
+
+/// A header route: requests whose headers all match go to the canary.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeaderRoute {
+    /// The step's name for it.
+    pub name: String,
+    /// The header conditions (at least one).
+    pub matches: Vec<HeaderMatch>,
 }
 
 /// How long the canary steps take when nothing holds them: the sum of the pauses' durations.
@@ -32,7 +57,9 @@ pub fn planned_duration(steps: &[StepKind]) -> Option<Duration> {
     steps
         .iter()
         .try_fold(Duration::ZERO, |total, step| match step {
-            StepKind::SetWeight(_) => Some(total),
+            StepKind::SetWeight(_) | StepKind::SetCanaryScale(_) | StepKind::SetHeaderRoute(_) => {
+                Some(total)
+            }
             StepKind::Pause(pause) => pause.map(|d| total.saturating_add(d)),
         })
 }
@@ -64,6 +91,9 @@ pub struct ValidSpec {
     pub bake: Option<Duration>,
     /// `spec.strategy.canary.maxDuration`.
     pub max_duration: Option<Duration>,
+    /// `spec.strategy.canary.trafficRouting`: with a router, weights are exact and the stable
+    /// keeps its full size during a canary.
+    pub traffic_routing: Option<TrafficRouting>,
 }
 
 /// A spec the controller cannot act on. The message names the field and the fix.
@@ -157,28 +187,52 @@ pub fn validate(spec: &RolloutSpec) -> Result<ValidSpec, SpecError> {
     let mut steps = Vec::with_capacity(canary.steps.len());
     for (i, step) in canary.steps.iter().enumerate() {
         let field = format!("spec.strategy.canary.steps[{i}]");
-        let kind = match (step.set_weight, &step.pause) {
-            (Some(w), None) if (0..=100).contains(&w) => StepKind::SetWeight(w),
-            (Some(w), None) => {
+        let kind = match (
+            step.set_weight,
+            &step.pause,
+            &step.set_canary_scale,
+            &step.set_header_route,
+        ) {
+            (Some(w), None, None, None) if (0..=100).contains(&w) => StepKind::SetWeight(w),
+            (Some(w), None, None, None) => {
                 return Err(SpecError::field(
                     format!("{field}.setWeight"),
                     format!("must be a percentage 0-100, got {w}"),
                 ));
             }
-            (None, Some(pause)) => StepKind::Pause(match &pause.duration {
+            (None, Some(pause), None, None) => StepKind::Pause(match &pause.duration {
                 None => None,
                 Some(d) => Some(d.to_duration().map_err(|source| SpecError::Duration {
                     field: format!("{field}.pause.duration"),
                     source,
                 })?),
             }),
+            (None, None, Some(scale), None) => {
+                StepKind::SetCanaryScale(canary_scale(&field, scale, spec.replicas)?)
+            }
+            (None, None, None, Some(route)) => {
+                StepKind::SetHeaderRoute((!route.matches.is_empty()).then(|| HeaderRoute {
+                    name: route.name.clone(),
+                    matches: route.matches.clone(),
+                }))
+            }
             _ => {
                 return Err(SpecError::field(
                     field,
-                    "set exactly one of setWeight or pause",
+                    "set exactly one of setWeight, pause, setCanaryScale or setHeaderRoute",
                 ));
             }
         };
+        let needs_router = matches!(
+            kind,
+            StepKind::SetCanaryScale(_) | StepKind::SetHeaderRoute(_)
+        );
+        if needs_router && canary.traffic_routing.is_none() {
+            return Err(SpecError::field(
+                field,
+                "setCanaryScale and setHeaderRoute need a traffic router: set spec.strategy.canary.trafficRouting, or use setWeight",
+            ));
+        }
         steps.push(kind);
     }
 
@@ -227,6 +281,9 @@ pub fn validate(spec: &RolloutSpec) -> Result<ValidSpec, SpecError> {
     if let Some(windows) = &spec.windows {
         compile(windows)?;
     }
+    if let Some(routing) = &canary.traffic_routing {
+        validate_routing(routing, canary.baseline)?;
+    }
     unique_names(
         "spec.notifications",
         spec.notifications
@@ -250,7 +307,94 @@ pub fn validate(spec: &RolloutSpec) -> Result<ValidSpec, SpecError> {
         selector_string,
         bake,
         max_duration,
+        traffic_routing: canary.traffic_routing.clone(),
     })
+}
+
+/// Parses a `setCanaryScale` step at `field`.
+fn canary_scale(
+    field: &str,
+    scale: &crate::api::SetCanaryScale,
+    replicas: i32,
+) -> Result<CanaryScale, SpecError> {
+    let field = format!("{field}.setCanaryScale");
+    match (scale.replicas, scale.weight, scale.match_traffic_weight) {
+        (Some(n), None, None | Some(false)) if (0..=replicas.max(0)).contains(&n) => {
+            Ok(CanaryScale::Replicas(n))
+        }
+        (Some(n), None, None | Some(false)) => Err(SpecError::field(
+            format!("{field}.replicas"),
+            format!("must be 0 to spec.replicas ({replicas}), got {n}"),
+        )),
+        (None, Some(w), None | Some(false)) if (0..=100).contains(&w) => Ok(CanaryScale::Weight(w)),
+        (None, Some(w), None | Some(false)) => Err(SpecError::field(
+            format!("{field}.weight"),
+            format!("must be a percentage 0-100, got {w}"),
+        )),
+        (None, None, Some(true)) => Ok(CanaryScale::MatchTrafficWeight),
+        _ => Err(SpecError::field(
+            field,
+            "set exactly one of replicas, weight or matchTrafficWeight: true",
+        )),
+    }
+}
+
+/// Checks `spec.strategy.canary.trafficRouting` again (the CRD's CEL rules check the same for
+/// new objects): a router, one route mode, a baseline Service for a baseline, distinct Services,
+/// and, for a managed route, a rule that names the stable Service.
+fn validate_routing(routing: &TrafficRouting, baseline: bool) -> Result<(), SpecError> {
+    let field = "spec.strategy.canary.trafficRouting";
+    let services = &routing.services;
+    if baseline && services.baseline.is_none() {
+        return Err(SpecError::field(
+            format!("{field}.services.baseline"),
+            "baseline: true needs a baseline Service; name one here",
+        ));
+    }
+    let mut names = vec![&services.stable, &services.canary];
+    names.extend(services.baseline.as_ref());
+    for (i, name) in names.iter().enumerate() {
+        if names[..i].contains(name) {
+            return Err(SpecError::field(
+                format!("{field}.services"),
+                format!("Service {name} is named twice; each arm needs a Service of its own"),
+            ));
+        }
+    }
+    let Some(gateway) = &routing.gateway_api else {
+        return Err(SpecError::field(
+            field,
+            "needs a router: set gatewayAPI (httpRoute, or httpRoutes/grpcRoutes)",
+        ));
+    };
+    let existing = gateway.http_routes.len() + gateway.grpc_routes.len();
+    match (&gateway.http_route, existing) {
+        (Some(_), 0) | (None, 1..) => {}
+        (Some(_), _) | (None, 0) => {
+            return Err(SpecError::field(
+                format!("{field}.gatewayAPI"),
+                "set exactly one of httpRoute (a route Firebreak creates and owns) or httpRoutes/grpcRoutes (existing routes, by name and rule)",
+            ));
+        }
+    }
+    if let Some(managed) = &gateway.http_route {
+        let names_stable = managed.spec.rules.iter().flatten().any(|rule| {
+            rule.backend_refs
+                .iter()
+                .flatten()
+                .any(|b| b.name == services.stable)
+        });
+        if !names_stable {
+            return Err(SpecError::field(
+                format!("{field}.gatewayAPI.httpRoute.spec.rules"),
+                format!(
+                    "no rule has a backendRef naming the stable Service {}; name it in each rule whose traffic the canary should share",
+                    services.stable
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Checks `spec.analysis`: the interval, one kind per metric, unique metric names, and only
@@ -458,7 +602,7 @@ mod tests {
         assert_names(
             &message,
             "spec.strategy.canary.steps[0]",
-            "exactly one of setWeight or pause",
+            "exactly one of setWeight, pause, setCanaryScale or setHeaderRoute",
         );
     }
 

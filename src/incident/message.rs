@@ -49,6 +49,7 @@ impl NotificationEvent {
             | Reason::SecondWaveNotRecovered
             | Reason::SecondWaveUnknown => Some(NotificationEvent::SecondWaveEnded),
             Reason::Deployed
+            | Reason::TrafficChanged
             | Reason::Retried
             | Reason::CanarySuperseded
             | Reason::FastRollback

@@ -1,71 +1,119 @@
 //! Traffic routing: how a canary weight becomes a share of requests.
 //!
-//! A router sits behind [`TrafficRouter`] (after Argo Rollouts' `TrafficRoutingReconciler`):
-//! set a weight, verify it, remove what it manages. Without a router the weight is
-//! replica-weighted: a Service spreads requests over all ready pods, so the canary's share of
-//! pods is its share of traffic ([`ReplicaWeighted`]); the controller realises that by sizing the
-//! ReplicaSets (see [`crate::controller::decide::canary_replicas`]).
+//! Each Rollout gets a [`Router`] chosen from its spec (after Argo Rollouts'
+//! `TrafficRoutingReconciler`): set the weights and the header route, verify that the gateway
+//! has taken them, and observe what the routes carry now.
+//!
+//! - Without `trafficRouting` the weight is replica-weighted: one Service spreads requests over
+//!   all ready pods, so the canary's share of pods is its share of traffic. The controller
+//!   realises that by sizing the ReplicaSets ([`crate::controller::decide::canary_replicas`]).
+//! - With `trafficRouting.gatewayAPI` the weights are written to Gateway API routes
+//!   ([`gateway::GatewayRouter`]), edited by the pure functions of [`rules`], and the `stable`,
+//!   `canary` and `baseline` Services select each revision's pods ([`services`]).
 
-use std::future::Future;
+pub mod gateway;
+pub mod rules;
+pub mod services;
 
-/// What a router did with a requested weight.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WeightOutcome {
-    /// The router now sends `weight` percent of requests to the canary.
-    Routed,
-    /// The router cannot route by itself: traffic follows the replica counts.
-    FollowsReplicas,
+use crate::api::{Rollout, TrafficWeights};
+use crate::controller::validate::HeaderRoute;
+
+/// What a router found on the routes it manages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrafficObservation {
+    /// The weights and header route (by name) every route carries, or `None` when a route is
+    /// missing, unreadable, or the routes disagree.
+    pub carried: Option<(TrafficWeights, Option<String>)>,
+    /// Whether every parent Gateway of every route has accepted it (`Accepted=True`,
+    /// `ResolvedRefs=True` for its current generation); otherwise a sentence naming the route,
+    /// the parent and the condition.
+    pub accepted: Result<(), String>,
+    /// The field manager that last changed a route's rules, when it is not Firebreak (someone
+    /// changed the weights: a GitOps sync, `kubectl apply`).
+    pub changed_by: Option<String>,
+}
+
+impl TrafficObservation {
+    /// Whether the routes carry `weights` and `header` and the gateway accepted them.
+    pub fn verifies(&self, weights: TrafficWeights, header: Option<&str>) -> bool {
+        self.accepted.is_ok()
+            && self
+                .carried
+                .as_ref()
+                .is_some_and(|(w, h)| *w == weights && h.as_deref() == header)
+    }
+
+    /// Why the routes do not verify `weights` and `header`, for status and the timeline.
+    pub fn why_not(&self, weights: TrafficWeights, header: Option<&str>) -> String {
+        match (&self.carried, &self.accepted) {
+            (None, Err(why)) => why.clone(),
+            (None, Ok(())) => "the routes do not carry the weights yet".into(),
+            (Some((w, h)), _) if *w != weights || h.as_deref() != header => {
+                let changed = self
+                    .changed_by
+                    .as_ref()
+                    .map(|m| format!(" (last changed by {m})"))
+                    .unwrap_or_default();
+                format!("the routes carry {w} where {weights} is wanted{changed}")
+            }
+            (Some(_), Err(why)) => why.clone(),
+            (Some(_), Ok(())) => "verified".into(),
+        }
+    }
 }
 
 /// A router failure: its message names the routed object and what went wrong.
 #[derive(Debug, thiserror::Error)]
 #[error("traffic router {router}: {message}")]
 pub struct RouterError {
-    /// Router name, e.g. `gateway-api`.
+    /// Router name, e.g. `gatewayAPI`.
     pub router: &'static str,
     /// What failed.
     pub message: String,
 }
 
-/// Moves traffic between the stable and the canary revision.
+/// Moves traffic between the stable, the canary and the baseline.
 pub trait TrafficRouter: Send + Sync {
     /// Short name for status, Events and metrics.
     fn name(&self) -> &'static str;
 
-    /// Sends `weight` percent (0–100) of traffic to the canary.
+    /// Writes `weights` (percent, summing to 100) and the header route (`None`: none) to every
+    /// route, all or nothing: if one write fails, the routes already written are put back.
     fn set_weight(
         &self,
-        weight: u8,
-    ) -> impl Future<Output = Result<WeightOutcome, RouterError>> + Send;
+        weights: TrafficWeights,
+        header: Option<&HeaderRoute>,
+    ) -> impl Future<Output = Result<(), RouterError>> + Send;
 
-    /// Whether the routing in force matches `weight`; `None` when the router cannot tell.
-    fn verify_weight(
-        &self,
-        weight: u8,
-    ) -> impl Future<Output = Result<Option<bool>, RouterError>> + Send;
-
-    /// Removes every route the router manages (after promotion or rollback).
-    fn remove_managed_routes(&self) -> impl Future<Output = Result<(), RouterError>> + Send;
+    /// Reads what the routes carry and whether the gateway accepted it.
+    fn verify(&self) -> impl Future<Output = Result<TrafficObservation, RouterError>> + Send;
 }
 
-/// No router: traffic follows pods, so there is nothing to route.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct ReplicaWeighted;
+use std::future::Future;
 
-impl TrafficRouter for ReplicaWeighted {
-    fn name(&self) -> &'static str {
-        "replicas"
-    }
+/// The router of one Rollout.
+pub enum Router<'a> {
+    /// No router: traffic follows pods.
+    Replicas,
+    /// Gateway API routes.
+    GatewayApi(gateway::GatewayRouter<'a>),
+}
 
-    async fn set_weight(&self, _weight: u8) -> Result<WeightOutcome, RouterError> {
-        Ok(WeightOutcome::FollowsReplicas)
-    }
-
-    async fn verify_weight(&self, _weight: u8) -> Result<Option<bool>, RouterError> {
-        Ok(None)
-    }
-
-    async fn remove_managed_routes(&self) -> Result<(), RouterError> {
-        Ok(())
+impl<'a> Router<'a> {
+    /// The router `rollout`'s spec asks for.
+    pub fn for_rollout(client: &kube::Client, rollout: &'a Rollout) -> Router<'a> {
+        match rollout
+            .spec
+            .strategy
+            .canary
+            .traffic_routing
+            .as_ref()
+            .and_then(|r| r.gateway_api.as_ref().map(|g| (r, g)))
+        {
+            Some((routing, gateway)) => Router::GatewayApi(gateway::GatewayRouter::new(
+                client, rollout, routing, gateway,
+            )),
+            None => Router::Replicas,
+        }
     }
 }

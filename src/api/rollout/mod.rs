@@ -14,12 +14,14 @@ mod analysis;
 mod notification;
 mod reason;
 mod status;
+mod traffic;
 mod windows;
 
 pub use analysis::*;
 pub use notification::*;
 pub use reason::*;
 pub use status::*;
+pub use traffic::*;
 pub use windows::*;
 
 use k8s_openapi::api::core::v1::PodTemplateSpec;
@@ -130,8 +132,11 @@ pub struct Strategy {
     pub canary: CanaryStrategy,
 }
 
-/// A canary strategy: a list of steps, and whether to run a dedicated baseline.
-#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+/// A canary strategy: a list of steps, whether to run a dedicated baseline, and how traffic
+/// reaches the canary.
+#[derive(KubeSchema, Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[x_kube(validation = Rule::new("!self.baseline || !has(self.trafficRouting) || has(self.trafficRouting.services.baseline)").message("baseline: true with trafficRouting needs trafficRouting.services.baseline, the Service that selects the baseline's pods"))]
+#[x_kube(validation = Rule::new("has(self.trafficRouting) || self.steps.all(s, !has(s.setCanaryScale) && !has(s.setHeaderRoute))").message("setCanaryScale and setHeaderRoute steps need a traffic router: set spec.strategy.canary.trafficRouting, or use setWeight (which sizes the canary by pods without one)"))]
 #[serde(rename_all = "camelCase")]
 pub struct CanaryStrategy {
     /// Also run a fresh baseline ReplicaSet (the stable template) at the canary's size and judge
@@ -143,18 +148,24 @@ pub struct CanaryStrategy {
     #[schemars(length(min = 1, max = 64))]
     pub steps: Vec<Step>,
 
+    /// A traffic router: the canary's weight becomes an exact share of requests, independent of
+    /// pod counts. Absent: traffic follows pods (the canary's share of pods is its weight).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_routing: Option<TrafficRouting>,
+
     /// Longest a canary may take from its start to promotion, e.g. `2h`; past it the canary is
     /// rolled back. Absent: no limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_duration: Option<DurationString>,
 }
 
-/// One canary step: exactly one of `setWeight` or `pause`.
-#[derive(KubeSchema, Clone, Debug, PartialEq, Deserialize, Serialize)]
-#[x_kube(validation = Rule::new("has(self.setWeight) != has(self.pause)").message("each step sets exactly one of setWeight or pause, e.g. `- setWeight: 10` or `- pause: {duration: 5m}`"))]
+/// One canary step: exactly one of `setWeight`, `pause`, `setCanaryScale` or `setHeaderRoute`.
+#[derive(KubeSchema, Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[x_kube(validation = Rule::new("[has(self.setWeight), has(self.pause), has(self.setCanaryScale), has(self.setHeaderRoute)].exists_one(x, x)").message("each step sets exactly one of setWeight, pause, setCanaryScale or setHeaderRoute, e.g. `- setWeight: 10` or `- pause: {duration: 5m}`"))]
 #[serde(rename_all = "camelCase")]
 pub struct Step {
-    /// Percent (0–100) of traffic for the canary. Without a traffic router, the share of pods.
+    /// Percent (0–100) of traffic for the canary. With a traffic router the share of requests is
+    /// exact; without one it is the share of pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 100))]
     pub set_weight: Option<i32>,
@@ -162,6 +173,14 @@ pub struct Step {
     /// Wait: for `duration`, or (without one) until `firebreak promote`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pause: Option<Pause>,
+
+    /// Size the canary (and baseline) independently of the weight. Needs `trafficRouting`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set_canary_scale: Option<SetCanaryScale>,
+
+    /// Send requests with matching headers to the canary. Needs `trafficRouting`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set_header_route: Option<SetHeaderRoute>,
 }
 
 /// A pause step.

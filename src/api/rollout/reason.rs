@@ -161,6 +161,9 @@ pub enum Reason {
     SecondWaveNotRecovered,
     /// The second-wave check ended without an answer (no error-rate metric, or no data).
     SecondWaveUnknown,
+    /// Someone else (a GitOps sync, `kubectl apply`) changed the weights of a route Firebreak
+    /// routes with; they are put back, and the time at wrong weights does not count for the step.
+    TrafficChanged,
 }
 
 impl Reason {
@@ -190,6 +193,7 @@ impl Reason {
             Reason::SecondWaveRecovered => "SecondWaveRecovered",
             Reason::SecondWaveNotRecovered => "SecondWaveNotRecovered",
             Reason::SecondWaveUnknown => "SecondWaveUnknown",
+            Reason::TrafficChanged => "TrafficChanged",
         }
     }
 
@@ -218,7 +222,8 @@ impl Reason {
             | Reason::AnalysisRecovered
             | Reason::SecondWaveRecovered
             | Reason::SecondWaveNotRecovered
-            | Reason::SecondWaveUnknown => None,
+            | Reason::SecondWaveUnknown
+            | Reason::TrafficChanged => None,
         }
     }
 
@@ -226,7 +231,9 @@ impl Reason {
     /// folded into one timeline entry with a count.
     pub fn is_condition(self) -> bool {
         match self {
-            Reason::AnalysisUnavailable | Reason::AnalysisRecovered => true,
+            Reason::AnalysisUnavailable | Reason::AnalysisRecovered | Reason::TrafficChanged => {
+                true
+            }
             Reason::Deployed
             | Reason::Retried
             | Reason::CanarySuperseded
@@ -267,7 +274,8 @@ impl Reason {
             | Reason::StepCompleted
             | Reason::BakeSuperseded
             | Reason::AnalysisUnavailable
-            | Reason::AnalysisRecovered => false,
+            | Reason::AnalysisRecovered
+            | Reason::TrafficChanged => false,
             Reason::AnalysisFailed
             | Reason::Aborted
             | Reason::ProgressDeadlineExceeded

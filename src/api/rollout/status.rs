@@ -116,6 +116,91 @@ pub struct RolloutStatus {
     /// Notifications decided and not yet delivered (the outbox; see [`PendingNotification`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pending_notifications: Vec<PendingNotification>,
+    /// The traffic router's state (only with `spec.strategy.canary.trafficRouting`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic: Option<TrafficStatus>,
+}
+
+/// What the traffic router should carry and whether the gateway has taken it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TrafficStatus {
+    /// The weights the routes are to carry now, in percent (they sum to 100).
+    pub weights: TrafficWeights,
+    /// The header route in force (the `setHeaderRoute` step's name), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header_route: Option<String>,
+    /// Whether every route carries `weights` (and the header route) and every parent Gateway
+    /// has accepted it: `Accepted=True` and `ResolvedRefs=True` for the route's generation.
+    #[serde(default)]
+    pub verified: bool,
+    /// When the routing in force was first seen verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_at: Option<Time>,
+    /// Since when the routing has not been verified (written, not yet accepted; or changed by
+    /// someone else). A pause step does not count this time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unverified_since: Option<Time>,
+    /// Why the routing is not verified: the route, the parent and the condition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// The share of requests, in percent, each arm receives. They sum to 100.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TrafficWeights {
+    /// The stable revision's share.
+    pub stable: i32,
+    /// The canary's share.
+    pub canary: i32,
+    /// The baseline's share (0 without a baseline).
+    #[serde(default)]
+    pub baseline: i32,
+}
+
+impl Default for TrafficWeights {
+    fn default() -> Self {
+        TrafficWeights::all_stable()
+    }
+}
+
+impl TrafficWeights {
+    /// Everything to the stable revision.
+    pub const fn all_stable() -> TrafficWeights {
+        TrafficWeights {
+            stable: 100,
+            canary: 0,
+            baseline: 0,
+        }
+    }
+
+    /// The weights for a canary at `canary` percent (clamped to 0–100); with a `baseline`, the
+    /// baseline gets as much as the canary while both fit (`min(canary, 100 - canary)`), and the
+    /// stable the rest.
+    pub fn for_canary(canary: i32, baseline: bool) -> TrafficWeights {
+        let canary = canary.clamp(0, 100);
+        let baseline = if baseline {
+            canary.min(100 - canary)
+        } else {
+            0
+        };
+        TrafficWeights {
+            stable: 100 - canary - baseline,
+            canary,
+            baseline,
+        }
+    }
+}
+
+impl std::fmt::Display for TrafficWeights {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "stable {}%, canary {}%", self.stable, self.canary)?;
+        if self.baseline > 0 {
+            write!(f, ", baseline {}%", self.baseline)?;
+        }
+        Ok(())
+    }
 }
 
 /// Most timeline entries kept in status; older ones are dropped first.

@@ -1,6 +1,7 @@
 //! The canary steps: weights, pauses, analysis gates, promotion and abort.
 
 use super::*;
+use crate::api::TrafficWeights;
 
 impl<'a> Decider<'a> {
     pub(super) fn canary(&mut self, stable: &str, target: &str, requests: &Requests) {
@@ -101,6 +102,10 @@ impl<'a> Decider<'a> {
                 self.keep_stable_for(stable, target, replicas, 100);
                 let available = self.available(target);
                 if available >= replicas {
+                    // With a router all requests go to the canary before it becomes stable.
+                    if !self.route(TrafficWeights::for_canary(100, false), None) {
+                        return self.wait_for_gateway(index.saturating_sub(1));
+                    }
                     return self.promote(stable, target);
                 }
                 self.wait_for_pods(
@@ -110,7 +115,9 @@ impl<'a> Decider<'a> {
                 return;
             }
 
-            let canary_pods = canary_replicas(replicas, weight);
+            let canary_pods = self.canary_pods_at(index, weight);
+            let weights = TrafficWeights::for_canary(weight, self.spec.baseline);
+            let header = self.header_at(index);
             // A canary that already has more pods (a revision coming back after a revert) shrinks
             // only as far as the stable's available pods can carry the load.
             let carrying = self
@@ -124,16 +131,68 @@ impl<'a> Decider<'a> {
                 self.baseline = Some((baseline_hash(stable), stable.to_string(), canary_pods));
             }
 
-            match self.spec.steps[index] {
+            let canary_ready = |d: &Self| {
+                let available = d.available(target);
+                let baseline_ready = d.baseline.as_ref().is_none_or(|(hash, _, want)| {
+                    d.revisions
+                        .iter()
+                        .find(|r| r.arm == Arm::Baseline && &r.hash == hash)
+                        .is_some_and(|r| r.available >= *want)
+                });
+                (available, available >= canary_pods && baseline_ready)
+            };
+            match &self.spec.steps[index] {
+                StepKind::SetCanaryScale(_) => {
+                    let (available, ready) = canary_ready(self);
+                    if !ready {
+                        let what = format!(
+                            "step {}/{} setCanaryScale: canary {target} has {available}/{canary_pods} pods available",
+                            index + 1,
+                            self.spec.steps.len()
+                        );
+                        self.wait_for_pods(&what, true);
+                        return;
+                    }
+                    self.status.waiting_since = None;
+                    if let Some(why) = paused {
+                        return self.hold(index, why);
+                    }
+                    self.advance(
+                        index,
+                        format!("canary {target} scaled to {canary_pods} pods at weight {weight}%"),
+                    );
+                }
+                StepKind::SetHeaderRoute(route) => {
+                    let (available, ready) = canary_ready(self);
+                    if !ready {
+                        let what = format!(
+                            "step {}/{} setHeaderRoute: canary {target} has {available}/{canary_pods} pods available",
+                            index + 1,
+                            self.spec.steps.len()
+                        );
+                        self.wait_for_pods(&what, true);
+                        return;
+                    }
+                    if !self.route(weights, header) {
+                        return self.wait_for_gateway(index);
+                    }
+                    self.status.waiting_since = None;
+                    if let Some(why) = paused {
+                        return self.hold(index, why);
+                    }
+                    let message = match route {
+                        Some(route) => format!(
+                            "header route {} sends matching requests to canary {target}",
+                            route.name
+                        ),
+                        None => "header route removed".to_string(),
+                    };
+                    self.advance(index, message);
+                }
                 StepKind::SetWeight(w) => {
-                    let available = self.available(target);
-                    let baseline_ready = self.baseline.as_ref().is_none_or(|(hash, _, want)| {
-                        self.revisions
-                            .iter()
-                            .find(|r| r.arm == Arm::Baseline && &r.hash == hash)
-                            .is_some_and(|r| r.available >= *want)
-                    });
-                    if available < canary_pods || !baseline_ready {
+                    let w = *w;
+                    let (available, ready) = canary_ready(self);
+                    if !ready {
                         let what = format!(
                             "step {}/{} setWeight {w}: canary {target} has {available}/{canary_pods} pods available",
                             index + 1,
@@ -141,6 +200,9 @@ impl<'a> Decider<'a> {
                         );
                         self.wait_for_pods(&what, true);
                         return;
+                    }
+                    if !self.route(weights, header) {
+                        return self.wait_for_gateway(index);
                     }
                     self.status.waiting_since = None;
                     if let Some(why) = paused {
@@ -158,9 +220,23 @@ impl<'a> Decider<'a> {
                     );
                 }
                 StepKind::Pause(duration) => {
+                    let duration = *duration;
                     self.status.waiting_since = None;
                     if let Some(why) = paused {
                         return self.hold(index, why);
+                    }
+                    // The pause counts only while the gateway carries the step's routing.
+                    if !self.route(weights, header) {
+                        let why = self
+                            .status
+                            .traffic
+                            .as_ref()
+                            .and_then(|t| t.message.clone())
+                            .unwrap_or_default();
+                        return self.hold(
+                            index,
+                            &format!("the gateway does not carry {weights}: {why}"),
+                        );
                     }
                     if promote_requested {
                         promote_requested = false;
@@ -289,7 +365,9 @@ impl<'a> Decider<'a> {
             .rev()
             .find_map(|s| match s {
                 StepKind::SetWeight(w) => Some(*w),
-                StepKind::Pause(_) => None,
+                StepKind::Pause(_) | StepKind::SetCanaryScale(_) | StepKind::SetHeaderRoute(_) => {
+                    None
+                }
             })
             .unwrap_or(0)
     }
@@ -304,7 +382,12 @@ impl<'a> Decider<'a> {
         weight: i32,
     ) {
         let replicas = self.replicas();
-        let share = stable_replicas(replicas, canary_pods, weight);
+        // With a router the weight does not depend on pods: the stable keeps its full size.
+        let share = if self.routed() {
+            replicas
+        } else {
+            stable_replicas(replicas, canary_pods, weight)
+        };
         let canary_available = self.available(target).min(canary_pods);
         // Keep stable + available canary pods >= replicas: shrink only as canary pods arrive.
         let want = (replicas - canary_available)
@@ -414,6 +497,8 @@ impl<'a> Decider<'a> {
 
     pub(super) fn promote(&mut self, old_stable: &str, target: &str) {
         self.status.stable_revision = Some(target.to_string());
+        // The stable Service now selects the new revision: all requests go to it.
+        self.route(TrafficWeights::all_stable(), None);
         self.clear_canary();
         self.baseline = None;
         self.promote_now = Some(target.to_string());
@@ -458,6 +543,7 @@ impl<'a> Decider<'a> {
         self.mitigating = true;
         self.baseline = None;
         self.clear_canary();
+        self.route(TrafficWeights::all_stable(), None);
         self.status.rolled_back_revision = Some(target.clone());
         self.status.rollback_reason = Some(reason.to_string());
         self.status.waiting_since = None;

@@ -223,6 +223,7 @@ impl<'a> Decider<'a> {
             mitigating: self.mitigating,
             second_wave,
             given_up,
+            header_route: self.header_route,
         }
     }
 

@@ -13,6 +13,7 @@
 mod bake;
 mod canary;
 mod finish;
+mod traffic;
 
 pub use super::plan::{Observed, Plan, Transition, WindowGate};
 
@@ -113,6 +114,10 @@ struct Decider<'a> {
     now: Timestamp,
     analysis: Option<&'a AnalysisInput>,
     window: Option<WindowGate>,
+    /// What the traffic router found on the routes (with a router).
+    traffic: Option<&'a Result<crate::traffic::TrafficObservation, String>>,
+    /// The header route wanted now (with a router).
+    header_route: Option<super::validate::HeaderRoute>,
     flip_kill_switch: bool,
     status: RolloutStatus,
     transitions: Vec<Transition>,
@@ -138,6 +143,8 @@ pub fn decide(observed: &Observed<'_>) -> Plan {
         now: observed.now,
         analysis: observed.analysis,
         window: observed.window.clone(),
+        traffic: observed.traffic,
+        header_route: None,
         flip_kill_switch: false,
         status: observed.rollout.status.clone().unwrap_or_default(),
         transitions: Vec::new(),
@@ -370,7 +377,10 @@ impl<'a> Decider<'a> {
         let replicas = self.replicas();
         self.desired.insert(stable.to_string(), replicas);
         let available = self.available(stable);
-        let fully_available = available >= replicas;
+        // With a router, older revisions drain only once the gateway sends everything to the
+        // stable Service (which selects `stable`).
+        let routed = self.route(crate::api::TrafficWeights::all_stable(), None);
+        let fully_available = available >= replicas && routed;
         for r in self
             .revisions
             .iter()
@@ -410,6 +420,17 @@ impl<'a> Decider<'a> {
             self.status.message = Some(format!(
                 "stable revision {stable}: {available}/{replicas} pods available"
             ));
+        } else if available >= replicas {
+            let why = self
+                .status
+                .traffic
+                .as_ref()
+                .and_then(|t| t.message.clone())
+                .unwrap_or_default();
+            self.status.phase = Some(Phase::Progressing);
+            self.status.message = Some(format!(
+                "waiting for the gateway to send all requests to stable revision {stable}: {why}"
+            ));
         } else {
             self.wait_for_pods(
                 &format!("stable revision {stable}: {available}/{replicas} pods available"),
@@ -421,12 +442,18 @@ impl<'a> Decider<'a> {
     /// Marks the rollout as waiting for pods and applies the progress deadline. `canary`: the
     /// deadline rolls the canary back; otherwise the rollout is Degraded.
     fn wait_for_pods(&mut self, what: &str, canary: bool) -> bool {
+        self.wait(what, "waiting for pods", canary)
+    }
+
+    /// Marks the rollout as waiting (`prefix: what` in the message) and applies the progress
+    /// deadline, as [`Decider::wait_for_pods`].
+    fn wait(&mut self, what: &str, prefix: &str, canary: bool) -> bool {
         let since = self.status.waiting_since.get_or_insert(Time(self.now)).0;
         let waited = self.now.duration_since(since);
         let deadline =
             SignedDuration::try_from(self.spec.progress_deadline).unwrap_or(SignedDuration::MAX);
         self.status.phase = Some(Phase::Progressing);
-        self.status.message = Some(format!("waiting for pods: {what}"));
+        self.status.message = Some(format!("{prefix}: {what}"));
         if self.paused().is_some() {
             return false;
         }

@@ -9,6 +9,7 @@ mod rollback;
 mod second_wave;
 mod steps;
 mod timeline;
+mod traffic;
 mod windows;
 
 use crate::analysis::assess::Gate;

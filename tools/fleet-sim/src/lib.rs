@@ -6,26 +6,44 @@
 //!   being deleted. Every tick each such pod serves a Poisson number of requests, of which a
 //!   Binomial share fail, with exponential latencies, all per the pod's annotations
 //!   ([`annotations`]). The counts are served on `/metrics` for Prometheus ([`metrics`]).
+//! - **Real requests** (`--serve-pods`, [`serve`]). Instead of inventing traffic, the simulator
+//!   listens on the IP of every Running pod of a group (port `--pod-port`, 8080) and answers real
+//!   HTTP requests — from a Gateway, say — as the pod's annotations say: 500 with the pod's error rate, else 200,
+//!   after a latency drawn as for the invented traffic, with headers `x-served-by: <pod>` and
+//!   `x-pod-template-hash: <hash>`. The requests are counted into the same `/metrics` series, and
+//!   a pod that is served gets no invented traffic. A crashed container refuses connections (its
+//!   listener and connections are closed until the restart). The pod IPs must be local: run it in
+//!   a network namespace where the pod CIDR is routed to the loopback device; a pod whose address
+//!   cannot be bound is logged once, and neither served nor given invented traffic.
 //! - **Crashes.** A Running pod annotated [`annotations::CRASH_EVERY`] crashes now and then: its
 //!   status is patched as a kubelet would write it ([`kubelet`]) — restart count up, last state
 //!   terminated, waiting in CrashLoopBackOff, not Ready — and after the kubelet's back-off
 //!   ([`crash::BackoffPolicy`]) running and Ready again. kwok writes a pod's status only while it
 //!   is Pending or being deleted, so these patches stand.
+//! - **Load** (`fleet-sim load`, [`load`]). An open-loop constant-rate HTTP load generator that
+//!   reports requests per second per revision (by the `x-pod-template-hash` response header): what
+//!   a demo shows live, and what tests measure a traffic split with. It needs no cluster.
 //!
-//! The decisions are pure ([`traffic`], [`crash`], [`kubelet`]); this module watches pods, runs the
-//! clock and applies the status patches. Crash state lives in memory only, but the restart count is
-//! read from the pod, so a restarted simulator counts on.
+//! The decisions are pure ([`traffic`], [`crash`], [`kubelet`], [`serve::answer`],
+//! [`serve::endpoint`], [`load::schedule`], [`load::tally`]); this module watches pods, runs the
+//! clock, opens and closes the pods' listeners and applies the status patches. Crash state lives
+//! in memory only, but the restart count is read from the pod, so a restarted simulator counts on.
 //!
-//! The binary, `fleet-sim` (`src/main.rs`), runs [`run`] until interrupted:
+//! The binary, `fleet-sim` (`src/main.rs`), runs [`run`] until interrupted, or [`load::run`]:
 //!
 //! ```text
 //! cargo run -p fleet-sim -- [--namespace NS] [--listen 127.0.0.1:9464] [--rps 50] [--seed S]
+//!                           [--serve-pods [--pod-port 8080]]
+//! cargo run -p fleet-sim -- load --url URL [--host HOST] [--header 'k: v']... --rps N
+//!                           [--duration 30s] [--report-every 1s] [--json]
 //! ```
 
 pub mod annotations;
 pub mod crash;
 pub mod kubelet;
+pub mod load;
 pub mod metrics;
+pub mod serve;
 pub mod traffic;
 
 use std::collections::{HashMap, HashSet};
@@ -44,13 +62,14 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, Client, ResourceExt};
-use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
+use rand::{Rng, SeedableRng};
 use tracing::{debug, info, warn};
 
 use self::annotations::{CrashReason, PodBehaviour};
 use self::crash::{BackoffPolicy, CrashTracker, Observed, Step};
 use self::metrics::{FleetMetrics, PodLabels};
+use self::serve::{PodFacts, PodServers};
 
 /// The field manager of the simulator's pod status patches.
 pub const FIELD_MANAGER: &str = "firebreak-fleet-simulator";
@@ -78,7 +97,8 @@ pub struct FleetConfig {
     pub listen: SocketAddr,
 
     /// Total request rate of a group of pods without the annotation
-    /// `sim.firebreak.dev/requests-per-second`, in requests/second.
+    /// `sim.firebreak.dev/requests-per-second`, in requests/second (invented traffic only: pods
+    /// served with --serve-pods receive what their clients send).
     #[arg(long, default_value = "50", value_parser = parse_rate)]
     pub rps: f64,
 
@@ -99,6 +119,17 @@ pub struct FleetConfig {
     /// Longest restart back-off (the kubelet's is 300s).
     #[arg(long, default_value = "300s", value_parser = parse_positive_duration)]
     pub crash_backoff_max: Duration,
+
+    /// Serve real HTTP on the IP of every Running pod labelled `firebreak.dev/rollout` or `app`,
+    /// instead of inventing its traffic: requests fail (500) at the pod's error rate after its
+    /// latency, are counted on /metrics, and are refused while its container is crashed. The pod
+    /// IPs must be local (run in the data plane's network namespace).
+    #[arg(long)]
+    pub serve_pods: bool,
+
+    /// The port the pods listen on with --serve-pods (0: a free port per pod).
+    #[arg(long, default_value_t = serve::DEFAULT_POD_PORT, requires = "serve_pods")]
+    pub pod_port: u16,
 }
 
 fn parse_rate(value: &str) -> Result<f64, String> {
@@ -119,7 +150,8 @@ fn parse_positive_duration(value: &str) -> Result<Duration, String> {
 }
 
 /// Runs the simulator until interrupted (Ctrl-C): serves `/metrics` at `config.listen`, watches
-/// pods, and simulates traffic and crashes every `config.tick`.
+/// pods, and simulates traffic and crashes every `config.tick`; with `config.serve_pods`, opens
+/// and closes the pods' listeners every tick instead of inventing their traffic.
 ///
 /// Errors when the address cannot be bound or the metrics server fails. A failing pod watch (no
 /// access, API server down) is logged and retried with back-off.
@@ -172,6 +204,7 @@ pub async fn run(client: Client, config: FleetConfig) -> anyhow::Result<()> {
         seed,
         namespace = config.namespace.as_deref().unwrap_or("(all)"),
         %address,
+        serve_pods = config.serve_pods,
         "fleet simulator started (pass the same --seed to repeat its random draws)"
     );
     let mut simulator = Simulator::new(&config, seed, metrics);
@@ -210,8 +243,8 @@ pub async fn run(client: Client, config: FleetConfig) -> anyhow::Result<()> {
     }
 }
 
-/// Stops a spawned task when `run` returns, so that a caller other than the CLI is not left with
-/// a server and a watch running in the background.
+/// Stops a spawned task when dropped: when `run` returns, so that a caller other than the CLI is
+/// not left with a server and a watch running in the background, and when a pod's listener closes.
 struct AbortOnDrop(tokio::task::AbortHandle);
 
 impl Drop for AbortOnDrop {
@@ -281,9 +314,9 @@ fn observe(pod: &Pod, behaviour: &PodBehaviour) -> Observed {
     }
 }
 
-/// `namespace/name`: pods are remembered by name, and a pod replaced under the same name (a
+/// `(namespace, name)`: pods are remembered by name, and a pod replaced under the same name (a
 /// StatefulSet's) is recognised by its uid.
-type PodKey = (String, String);
+pub type PodKey = (String, String);
 
 /// What the simulator remembers of a pod between ticks.
 struct Remembered {
@@ -337,13 +370,15 @@ impl Change {
     }
 }
 
-/// The simulation between ticks: its random number generator, metrics and memory of pods.
+/// The simulation between ticks: its random number generator, metrics, memory of pods, and with
+/// `--serve-pods` the pods' listeners.
 struct Simulator {
     default_rps: f64,
     policy: BackoffPolicy,
     rng: Xoshiro256PlusPlus,
     metrics: Arc<FleetMetrics>,
     pods: HashMap<PodKey, Remembered>,
+    servers: Option<PodServers>,
 }
 
 impl Simulator {
@@ -355,6 +390,9 @@ impl Simulator {
                 max: config.crash_backoff_max,
             },
             rng: Xoshiro256PlusPlus::seed_from_u64(seed),
+            servers: config
+                .serve_pods
+                .then(|| PodServers::new(config.pod_port, Arc::clone(&metrics))),
             metrics,
             pods: HashMap::new(),
         }
@@ -371,6 +409,7 @@ impl Simulator {
         let mut members = Vec::new();
         let mut grouped = Vec::new();
         let mut changes = Vec::new();
+        let mut synced = HashSet::new();
         for pod in pods {
             let namespace = pod.namespace().unwrap_or_default();
             let key = (namespace.clone(), pod.name_any());
@@ -400,6 +439,23 @@ impl Simulator {
                     self.metrics.track(&labels);
                     memory.series = Some(labels.clone());
                 }
+                // A served pod's traffic is the real requests only. It still counts in its group's
+                // split, so that pods whose traffic is invented keep their share.
+                let invented = match &mut self.servers {
+                    Some(servers) => {
+                        synced.insert(key.clone());
+                        let rng = &mut self.rng;
+                        let facts = PodFacts {
+                            labels: labels.clone(),
+                            behaviour: behaviour.clone(),
+                        };
+                        let endpoint = serve::endpoint(pod, servers.port());
+                        !servers
+                            .sync(&key, endpoint, facts, &mut || rng.next_u64())
+                            .is_served()
+                    }
+                    None => true,
+                };
                 members.push(traffic::Member {
                     group,
                     name: key.1.clone(),
@@ -407,7 +463,7 @@ impl Simulator {
                     serving: serving(pod),
                     requests_per_second: behaviour.requests_per_second,
                 });
-                grouped.push((labels, behaviour.clone()));
+                grouped.push((labels, behaviour.clone(), invented));
             }
 
             let rng = &mut self.rng;
@@ -431,7 +487,10 @@ impl Simulator {
 
         let seconds = elapsed.as_secs_f64();
         let rates = traffic::split(&members, self.default_rps);
-        for ((labels, behaviour), rate) in grouped.iter().zip(rates) {
+        for ((labels, behaviour, invented), rate) in grouped.iter().zip(rates) {
+            if !invented {
+                continue;
+            }
             let requests = traffic::sample_requests(&mut self.rng, rate * seconds);
             if requests == 0 {
                 continue;
@@ -443,6 +502,9 @@ impl Simulator {
             self.metrics.record(labels, requests, errors, latencies);
         }
 
+        if let Some(servers) = &mut self.servers {
+            servers.retain(&synced);
+        }
         self.forget_gone(&seen, now);
         changes
     }
@@ -762,5 +824,102 @@ mod tests {
             "one warning per bad value, not per tick"
         );
         assert_eq!(counter(&sim.metrics.encode().unwrap(), "a", "500"), 0.0);
+    }
+
+    /// `pod` with this pod IP.
+    fn with_ip(pod: &Arc<Pod>, ip: &str) -> Arc<Pod> {
+        let mut pod = Pod::clone(pod);
+        pod.status.as_mut().unwrap().pod_ip = Some(ip.to_string());
+        Arc::new(pod)
+    }
+
+    /// `pod` as the crash patch leaves it: its container waiting in CrashLoopBackOff, not Ready.
+    fn crashed(pod: &Arc<Pod>) -> Arc<Pod> {
+        let mut pod = Pod::clone(pod);
+        let status = pod.status.as_mut().unwrap();
+        status.container_statuses.as_mut().unwrap()[0].state =
+            serde_json::from_value(json!({"waiting": {"reason": "CrashLoopBackOff"}})).unwrap();
+        status.conditions.as_mut().unwrap()[0].status = "False".into();
+        Arc::new(pod)
+    }
+
+    /// Whether connections to `address` are refused, waiting up to 2 s for a closing listener.
+    async fn refused(address: SocketAddr) -> bool {
+        for _ in 0..40 {
+            match tokio::net::TcpStream::connect(address).await {
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => return true,
+                Err(_) | Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+        false
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn with_serve_pods_a_pod_with_an_ip_counts_real_requests_only() {
+        let config = Cli::try_parse_from(["x", "--serve-pods", "--pod-port", "0"])
+            .unwrap()
+            .config;
+        let mut sim = Simulator::new(&config, 4, Arc::new(FleetMetrics::new()));
+        let annotations = json!({
+            "sim.firebreak.dev/requests-per-second": "1000",
+            "sim.firebreak.dev/error-rate": "0.5",
+            "sim.firebreak.dev/latency-ms": "1",
+        });
+        let served = with_ip(&shop_pod("a", annotations.clone()), "127.0.6.1");
+        // Without a pod IP there is nothing to listen on: its traffic is invented as before.
+        let invented = shop_pod("b", annotations);
+        let tick = Duration::from_millis(200);
+        let mut now = Timestamp::UNIX_EPOCH;
+        for _ in 0..10 {
+            now = now.checked_add(tick).unwrap();
+            sim.tick(&[Arc::clone(&served), Arc::clone(&invented)], now, tick);
+        }
+        let text = sim.metrics.encode().unwrap();
+        assert_eq!(counter(&text, "a", "200") + counter(&text, "a", "500"), 0.0);
+        // 1000/s split between the two pods for 2 s.
+        let b = counter(&text, "b", "200") + counter(&text, "b", "500");
+        assert!((b - 1000.0).abs() < 200.0, "b served {b} invented requests");
+
+        let key: PodKey = ("ns".into(), "a".into());
+        let address = sim.servers.as_ref().unwrap().local_addr(&key).unwrap();
+        assert_eq!(address.ip().to_string(), "127.0.6.1");
+        let load = load::LoadConfig {
+            url: format!("http://{address}/").parse().unwrap(),
+            host: None,
+            headers: Vec::new(),
+            rps: 200.0,
+            duration: Duration::from_millis(500),
+            report_every: Duration::from_secs(1),
+            json: false,
+            max_in_flight: 100,
+            timeout: Duration::from_secs(10),
+        };
+        let summary = load::run(&load, &mut Vec::new()).await.unwrap();
+        let abc = summary.tally.revisions["abc"];
+        assert_eq!(abc.responses(), 100, "{summary:?}");
+        let text = sim.metrics.encode().unwrap();
+        assert_eq!(counter(&text, "a", "200"), abc.ok as f64);
+        assert_eq!(counter(&text, "a", "500"), abc.server_errors as f64);
+
+        // The container crashes: its port refuses connections, and no traffic is invented.
+        now = now.checked_add(tick).unwrap();
+        sim.tick(&[crashed(&served), Arc::clone(&invented)], now, tick);
+        assert!(refused(address).await, "a crashed pod still accepts");
+        assert_eq!(sim.servers.as_ref().unwrap().local_addr(&key), None);
+        let text = sim.metrics.encode().unwrap();
+        assert_eq!(
+            counter(&text, "a", "200") + counter(&text, "a", "500"),
+            100.0
+        );
+
+        // Restarted, then gone.
+        now = now.checked_add(tick).unwrap();
+        sim.tick(&[Arc::clone(&served), Arc::clone(&invented)], now, tick);
+        let restarted = sim.servers.as_ref().unwrap().local_addr(&key).unwrap();
+        assert_eq!(restarted.ip().to_string(), "127.0.6.1");
+        now = now.checked_add(tick).unwrap();
+        sim.tick(&[Arc::clone(&invented)], now, tick);
+        assert_eq!(sim.servers.as_ref().unwrap().local_addr(&key), None);
+        assert!(refused(restarted).await, "a deleted pod still accepts");
     }
 }

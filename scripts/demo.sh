@@ -8,11 +8,14 @@
 #      canary steps once the judge is sure), v3 (5% errors: rolled back by itself);
 #   4. shows each rollout live and ends with the rollback reason;
 #   5. stops everything again (also on Ctrl-C or failure).
+# It runs in a private network namespace of its own (scripts/netns.sh), like the tests: the crates
+# and tools are fetched first, then everything else happens offline inside it.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=common.sh
 source "$here/common.sh"
+run_in_private_netns "$here/demo.sh" "$@"
 repo="$(cd "$here/.." && pwd)"
 cd "$repo"
 name=demo

@@ -15,7 +15,8 @@
 # per Rollout, per reconcile, and per Rollout per minute. A settled Rollout is looked at again
 # every RESYNC seconds (`decide::RESYNC`), so the idle period should span several RESYNCs.
 #
-# Everything is stopped and the environment deleted on exit, also on Ctrl-C or failure.
+# Everything runs in a private network namespace of its own (scripts/netns.sh), like the tests, and
+# is stopped and the environment deleted on exit, also on Ctrl-C or failure.
 # Settings: FIREBREAK_IDLE_SETTLE_TIMEOUT  seconds to wait for all Rollouts to be Healthy (900).
 set -euo pipefail
 
@@ -28,6 +29,7 @@ rollouts="${1:-100}"
 minutes="${2:-10}"
 [[ "$rollouts" =~ ^[1-9][0-9]*$ && "$minutes" =~ ^[1-9][0-9]*$ ]] ||
     { echo "usage: $0 [N] [MINUTES]   (positive integers; defaults 100 and 10)" >&2; exit 2; }
+run_in_private_netns "$here/idle-requests.sh" "$@"
 name=idle
 ns=idle
 settle_timeout="${FIREBREAK_IDLE_SETTLE_TIMEOUT:-900}"

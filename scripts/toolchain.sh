@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Builds or installs every binary the local test environment needs, and caches each one under
 #   ${FIREBREAK_CACHE:-~/.cache/firebreak}/<component>-<version>/bin/
-# A component directory exists only once its build has finished: builds happen in a scratch
-# directory that is renamed into place at the end, so an interrupted build is rebuilt, never reused.
+# (the Gateway API CRDs under gateway-api-<version>/crd/). A component directory exists only once
+# its build has finished: builds happen in a scratch directory that is renamed into place at the
+# end, so an interrupted build is rebuilt, never reused. Two runs at once are safe: a build of a
+# component waits for another run's build of the same component and then uses it.
+# Builds need the Go module proxy, so run this outside the environment's private network namespace
+# (scripts/env.sh and scripts/test.sh do).
 #
 # Usage: scripts/toolchain.sh            # ensure everything, print the bin directories
 #        scripts/toolchain.sh --print    # print KEY=path lines for the binaries (after ensuring)
@@ -28,10 +32,21 @@ need() {
 }
 
 # with_scratch NAME FUNC: runs FUNC SCRATCH_DIR, then renames SCRATCH_DIR to $cache/NAME.
-# Leftover scratch directories from interrupted builds are deleted first.
+# Leftover scratch directories from interrupted builds are deleted first; a lock file per component
+# keeps a concurrent run from deleting the scratch directory of a build still under way.
 with_scratch() {
     local name="$1" fn="$2" final="$cache/$1"
     if [[ -f "$final/.complete" ]]; then
+        return 0
+    fi
+    local lock
+    exec {lock}>"$cache/.lock-$name"
+    if ! flock -n "$lock"; then
+        log "waiting for another run's build of $name"
+        flock "$lock"
+    fi
+    if [[ -f "$final/.complete" ]]; then
+        exec {lock}>&-
         return 0
     fi
     rm -rf "$final" "$cache/.scratch-$name".*
@@ -41,10 +56,11 @@ with_scratch() {
     log "building $name (first run only; cached afterwards)"
     if ! "$fn" "$scratch"; then
         rm -rf "$scratch"
-        die "building $name failed (see the Go output above). Check that the Go module proxy is reachable (GOPROXY=$(go env GOPROXY)) and that $(go version | cut -d' ' -f3) can build it; then rerun."
+        die "building $name failed (see the Go output above). Check that the Go module proxy is reachable (GOPROXY=$(go env GOPROXY); there is no network inside the environment's private network namespace) and that $(go version | cut -d' ' -f3) can build it; then rerun."
     fi
     date -u +%FT%TZ > "$scratch/.complete"
     mv "$scratch" "$final"
+    exec {lock}>&-
     log "built $name in $((SECONDS - started))s"
 }
 
@@ -116,6 +132,45 @@ build_helm() {
     GOBIN="$out/bin" go install -trimpath -ldflags "-s -w" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
 }
 
+# Traefik's go.mod has replace and exclude directives, so `go install pkg@version` refuses it (as
+# etcd's): build its main package from a throwaway module that repeats those directives.
+build_traefik() {
+    local out="$1" work="$1/src"
+    mkdir -p "$work" "$out/bin"
+    local gomod
+    gomod="$(cd "$work" && go mod download -json "github.com/traefik/traefik/v3@$TRAEFIK_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')"
+    [[ -f "$gomod" ]] || { log "could not download github.com/traefik/traefik/v3@$TRAEFIK_VERSION"; return 1; }
+    {
+        echo "module firebreak.dev/traefik-build"
+        echo
+        grep -m1 -E '^go [0-9.]+$' "$gomod"
+        echo
+        echo "require github.com/traefik/traefik/v3 $TRAEFIK_VERSION"
+        echo
+        sed -n '/^replace (/,/^)/p; /^exclude (/,/^)/p' "$gomod"
+        grep -E '^(replace|exclude) [^(]' "$gomod" || true
+    } > "$work/go.mod"
+    (
+        cd "$work"
+        go build -trimpath \
+            -ldflags "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=$TRAEFIK_VERSION" \
+            -o "$out/bin/traefik" github.com/traefik/traefik/v3/cmd/traefik
+    ) || return 1
+    rm -rf "$work"
+}
+
+# The Gateway API CRDs of the standard channel, as the module sigs.k8s.io/gateway-api ships them.
+fetch_gateway_api_crds() {
+    local out="$1" dir
+    mkdir -p "$out/crd"
+    dir="$(cd "$out" && go mod download -json "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')"
+    [[ -d "$dir/config/crd/standard" ]] || { log "could not download sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION"; return 1; }
+    cp "$dir"/config/crd/standard/*.yaml "$out/crd/"
+    # The module cache is read-only; the copies need not be.
+    chmod u+w "$out"/crd/*.yaml
+    ls "$out"/crd/*_httproutes.yaml >/dev/null
+}
+
 # The kstatus checker: a program of the project's own (tools/kstatus-check) around
 # sigs.k8s.io/cli-utils' kstatus, built from its committed go.mod and go.sum (-mod=readonly: a
 # go.sum that does not cover the build fails instead of being filled in from the network).
@@ -128,29 +183,35 @@ build_kstatus_check() {
     rm -rf "$work"
 }
 
-ensure_prometheus() {
-    if command -v prometheus >/dev/null 2>&1; then
+# ensure_debian_package COMMAND PACKAGE: installs Debian's PACKAGE if COMMAND is not on PATH.
+ensure_debian_package() {
+    local command="$1" package="$2"
+    if command -v "$command" >/dev/null 2>&1; then
         return 0
     fi
     if [[ $(id -u) -ne 0 ]]; then
-        die "prometheus is not installed. Install Debian's package: sudo apt-get install --no-install-recommends prometheus"
+        die "$command is not installed. Install Debian's package: sudo apt-get install --no-install-recommends $package"
     fi
-    log "installing Debian package '$PROMETHEUS_DEBIAN_PACKAGE'"
+    log "installing Debian package '$package'"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >/dev/null ||
         die "apt-get update failed; check that Debian's package mirror is reachable"
-    apt-get install -y -qq --no-install-recommends "$PROMETHEUS_DEBIAN_PACKAGE" >/dev/null ||
-        die "apt-get install $PROMETHEUS_DEBIAN_PACKAGE failed; run it by hand to see why"
-    command -v prometheus >/dev/null 2>&1 || die "prometheus still not on PATH after installing $PROMETHEUS_DEBIAN_PACKAGE"
+    apt-get install -y -qq --no-install-recommends "$package" >/dev/null ||
+        die "apt-get install $package failed; run it by hand to see why"
+    command -v "$command" >/dev/null 2>&1 || die "$command still not on PATH after installing $package"
 }
 
 need go "Install Go 1.25 or newer (https://go.dev/doc/install)."
-ensure_prometheus
+ensure_debian_package prometheus "$PROMETHEUS_DEBIAN_PACKAGE"
+# `ip`, which scripts/netns.sh uses to set up and check the private network namespace.
+ensure_debian_package ip iproute2
 with_scratch "kubernetes-$KUBE_VERSION" build_kubernetes
 with_scratch "kwok-$KWOK_VERSION" build_kwok
 with_scratch "etcd-$ETCD_VERSION" build_etcd
 with_scratch "helm-$HELM_VERSION" build_helm
-grep -qE "^[[:space:]]*(require[[:space:]]+)?sigs\.k8s\.io/cli-utils $CLI_UTILS_VERSION[[:space:]]*$" "$kstatus_src/go.mod" ||
+with_scratch "gateway-api-$GATEWAY_API_VERSION" fetch_gateway_api_crds
+with_scratch "traefik-$TRAEFIK_VERSION" build_traefik
+grep -qE "^[[:space:]]*(require[[:space:]]+)?sigs\.k8s\.io/cli-utils ${CLI_UTILS_VERSION}[[:space:]]*$" "$kstatus_src/go.mod" ||
     die "tools/kstatus-check/go.mod does not require sigs.k8s.io/cli-utils $CLI_UTILS_VERSION (scripts/versions.env). Update it: cd tools/kstatus-check && go get sigs.k8s.io/cli-utils@$CLI_UTILS_VERSION && go mod tidy"
 # Named after the cli-utils version and a digest of the sources, so that an edit rebuilds it.
 kstatus_digest="$(cd "$kstatus_src" && cat go.mod go.sum ./*.go | sha256sum | cut -c1-12)"
@@ -169,4 +230,6 @@ ETCD=$cache/etcd-$ETCD_VERSION/bin/etcd
 PROMETHEUS=$(command -v prometheus)
 HELM=$cache/helm-$HELM_VERSION/bin/helm
 KSTATUS=$cache/$kstatus_dir/bin/kstatus-check
+TRAEFIK=$cache/traefik-$TRAEFIK_VERSION/bin/traefik
+GATEWAY_API_CRDS=$cache/gateway-api-$GATEWAY_API_VERSION/crd
 EOF

@@ -81,7 +81,10 @@ pub async fn act(
         })
         .map(|d| d.name.clone())
         .collect();
-    if plan.mitigating || !shrunk.is_empty() {
+    // Behind a router a rolled-back canary shrinks after its scale-down delay, in a later
+    // reconcile: that one records it.
+    let shrinks_now = plan.mitigating && matches!(router, Router::Replicas);
+    if shrinks_now || !shrunk.is_empty() {
         mitigation.push(MitigationAction {
             time: Time(Timestamp::now()),
             action: "CanaryScaledDown".into(),

@@ -38,7 +38,7 @@ use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::ListParams;
-use kube::core::DeserializeGuard;
+use kube::core::{DeserializeGuard, DynamicObject};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -308,8 +308,15 @@ pub async fn run(
         namespace = namespace.as_deref().unwrap_or("(all)"),
         "controller started"
     );
+    let route_events = route_watch(&context.client, &namespace).await;
+    let routed_store = rollout_store.clone();
     let controller = Controller::for_stream(rollout_events, rollout_store)
         .owns_stream(replica_set_events)
+        .watches_stream_with(
+            route_events,
+            move |route: DynamicObject| routed_by(&routed_store, &route),
+            crate::traffic::gateway::RouteKind::Http.api_resource(),
+        )
         .watches_stream(incident_events, |incident: Incident| {
             let namespace = incident.namespace()?;
             Some(ObjectRef::new(&incident.spec.rollout).within(&namespace))
@@ -328,6 +335,78 @@ pub async fn run(
     }
     info!("controller stopped");
     Ok(())
+}
+
+/// The HTTPRoutes and GRPCRoutes (one stream), so that a gateway's status report or someone
+/// else's change of the weights triggers the reconcile of the Rollouts routing through them.
+/// Empty when the Gateway API CRDs are not installed when the controller starts (routes are then
+/// still read at each reconcile).
+async fn route_watch(
+    client: &Client,
+    namespace: &Option<String>,
+) -> futures::stream::BoxStream<'static, Result<DynamicObject, watcher::Error>> {
+    use crate::traffic::gateway::RouteKind;
+    use futures::StreamExt;
+    let mut streams = Vec::new();
+    for kind in [RouteKind::Http, RouteKind::Grpc] {
+        let resource = kind.api_resource();
+        let api: Api<DynamicObject> = match namespace {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+            None => Api::all_with(client.clone(), &resource),
+        };
+        if let Err(e) = api.list_metadata(&ListParams::default().limit(1)).await {
+            info!(kind = kind.kind(), error = %e, "not watching Gateway API routes (are the Gateway API CRDs installed?); routes are read at each reconcile only");
+            continue;
+        }
+        streams.push(
+            watcher(api, watcher::Config::default())
+                .default_backoff()
+                .modify(|route| route.managed_fields_mut().clear())
+                .touched_objects()
+                .boxed(),
+        );
+    }
+    futures::stream::select_all(streams).boxed()
+}
+
+/// The Rollouts (from the cache) that route through `route`: a managed route is named after its
+/// Rollout; an existing one is listed in the Rollout's `gatewayAPI.httpRoutes`/`grpcRoutes`.
+fn routed_by(
+    rollouts: &Store<DeserializeGuard<Rollout>>,
+    route: &DynamicObject,
+) -> Vec<ObjectRef<DeserializeGuard<Rollout>>> {
+    let namespace = route.namespace().unwrap_or_default();
+    let name = route.name_any();
+    let kind = route
+        .types
+        .as_ref()
+        .map(|t| t.kind.as_str())
+        .unwrap_or("HTTPRoute");
+    rollouts
+        .state()
+        .iter()
+        .filter_map(|guard| guard.0.as_ref().ok())
+        .filter(|r| r.namespace().as_deref() == Some(namespace.as_str()))
+        .filter(|r| {
+            let Some(gateway) = r
+                .spec
+                .strategy
+                .canary
+                .traffic_routing
+                .as_ref()
+                .and_then(|t| t.gateway_api.as_ref())
+            else {
+                return false;
+            };
+            let listed = match kind {
+                "GRPCRoute" => &gateway.grpc_routes,
+                _ => &gateway.http_routes,
+            };
+            (gateway.http_route.is_some() && kind == "HTTPRoute" && r.name_any() == name)
+                || listed.iter().any(|l| l.name == name)
+        })
+        .map(|r| ObjectRef::new(&r.name_any()).within(&namespace))
+        .collect()
 }
 
 fn error_policy(_: Arc<DeserializeGuard<Rollout>>, error: &Error, ctx: Arc<Context>) -> Action {

@@ -75,6 +75,7 @@ impl TestRollout for Rollout {
                     steps: vec![weight(10), pause(None), weight(50), pause(Some("30s"))],
                     max_duration: None,
                     traffic_routing: None,
+                    abort_scale_down_delay_seconds: None,
                 },
             },
             analysis: None,

@@ -94,7 +94,13 @@ pub struct ValidSpec {
     /// `spec.strategy.canary.trafficRouting`: with a router, weights are exact and the stable
     /// keeps its full size during a canary.
     pub traffic_routing: Option<TrafficRouting>,
+    /// `spec.strategy.canary.abortScaleDownDelaySeconds` (default 30 s): with a router, how long
+    /// a rolled-back canary keeps its pods after all traffic is verified on stable.
+    pub abort_scale_down_delay: Duration,
 }
+
+/// Default `spec.strategy.canary.abortScaleDownDelaySeconds`.
+pub const DEFAULT_ABORT_SCALE_DOWN_DELAY: Duration = Duration::from_secs(30);
 
 /// A spec the controller cannot act on. The message names the field and the fix.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -308,6 +314,16 @@ pub fn validate(spec: &RolloutSpec) -> Result<ValidSpec, SpecError> {
         bake,
         max_duration,
         traffic_routing: canary.traffic_routing.clone(),
+        abort_scale_down_delay: match canary.abort_scale_down_delay_seconds {
+            None => DEFAULT_ABORT_SCALE_DOWN_DELAY,
+            Some(s) if (0..=3600).contains(&s) => Duration::from_secs(s as u64),
+            Some(s) => {
+                return Err(SpecError::field(
+                    "spec.strategy.canary.abortScaleDownDelaySeconds",
+                    format!("must be 0 to 3600 seconds, got {s}"),
+                ));
+            }
+        },
     })
 }
 

@@ -45,7 +45,8 @@ impl RouteKind {
         }
     }
 
-    fn resource(self) -> ApiResource {
+    /// The API resource (`gateway.networking.k8s.io/v1`, plural name) of the kind.
+    pub fn api_resource(self) -> ApiResource {
         let (kind, plural) = match self {
             RouteKind::Http => ("HTTPRoute", "httproutes"),
             RouteKind::Grpc => ("GRPCRoute", "grpcroutes"),
@@ -139,7 +140,7 @@ impl<'a> GatewayRouter<'a> {
     }
 
     fn api(&self, kind: RouteKind) -> Api<DynamicObject> {
-        Api::namespaced_with(self.client.clone(), &self.namespace, &kind.resource())
+        Api::namespaced_with(self.client.clone(), &self.namespace, &kind.api_resource())
     }
 
     fn error(&self, target: &RouteTarget, message: impl std::fmt::Display) -> RouterError {
@@ -235,6 +236,56 @@ impl<'a> GatewayRouter<'a> {
     }
 }
 
+impl GatewayRouter<'_> {
+    /// Writes `target` for `weights` and `header`; returns its rules before the write (`None`:
+    /// nothing to write). An existing route is written with the read's `resourceVersion` as a
+    /// precondition; a conflict (the gateway wrote the route's status, or someone its spec) reads
+    /// it again, at most three times.
+    async fn write_one(
+        &self,
+        target: &RouteTarget,
+        weights: TrafficWeights,
+        header: Option<&HeaderRoute>,
+    ) -> Result<Option<Option<Value>>, RouterError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let current = self.read(target).await?;
+            let rules = self.rules_for(target, current.as_ref(), weights, header)?;
+            let unchanged = current
+                .as_ref()
+                .and_then(|c| c.pointer("/spec/rules"))
+                .is_some_and(|r| contains(r, &rules))
+                && (target.rule.is_some() || managed_spec_unchanged(self, current.as_ref()));
+            if unchanged {
+                return Ok(None);
+            }
+            let version = current
+                .as_ref()
+                .filter(|_| target.rule.is_some())
+                .and_then(|c| c.pointer("/metadata/resourceVersion"))
+                .and_then(Value::as_str);
+            match self
+                .api(target.kind)
+                .patch(
+                    &target.name,
+                    &PatchParams::apply(FIELD_MANAGER).force(),
+                    &Patch::Apply(&self.applied(target, rules, version)),
+                )
+                .await
+            {
+                Ok(_) => {
+                    return Ok(Some(
+                        current.and_then(|c| c.pointer("/spec/rules").cloned()),
+                    ));
+                }
+                Err(kube::Error::Api(e)) if e.code == 409 && attempt < 3 => continue,
+                Err(e) => return Err(self.error(target, format!("cannot write it: {e}"))),
+            }
+        }
+    }
+}
+
 impl TrafficRouter for GatewayRouter<'_> {
     fn name(&self) -> &'static str {
         NAME
@@ -248,29 +299,7 @@ impl TrafficRouter for GatewayRouter<'_> {
         // (target, rules before the write) of every route written so far, to put back.
         let mut written: Vec<(RouteTarget, Option<Value>)> = Vec::new();
         for target in self.targets() {
-            let result = async {
-                let current = self.read(&target).await?;
-                let rules = self.rules_for(&target, current.as_ref(), weights, header)?;
-                let unchanged = current
-                    .as_ref()
-                    .and_then(|c| c.pointer("/spec/rules"))
-                    .is_some_and(|r| contains(r, &rules))
-                    && (target.rule.is_some() || managed_spec_unchanged(self, current.as_ref()));
-                if unchanged {
-                    return Ok(None);
-                }
-                let version = current
-                    .as_ref()
-                    .filter(|_| target.rule.is_some())
-                    .and_then(|c| c.pointer("/metadata/resourceVersion"))
-                    .and_then(Value::as_str);
-                self.apply(&target, &self.applied(&target, rules, version))
-                    .await?;
-                Ok(Some(
-                    current.and_then(|c| c.pointer("/spec/rules").cloned()),
-                ))
-            }
-            .await;
+            let result = self.write_one(&target, weights, header).await;
             match result {
                 Ok(Some(before)) => written.push((target, before)),
                 Ok(None) => {}

@@ -99,6 +99,18 @@ pub async fn point(
                 if selected {
                     continue;
                 }
+                // A merge patch of the selector only: an apply of just the selector would drop
+                // the ports Firebreak set when it created the Service (fields a field manager
+                // no longer applies are removed).
+                let patch = json!({"spec": {"selector": wanted}});
+                api.patch(
+                    &target.name,
+                    &PatchParams::apply(FIELD_MANAGER),
+                    &Patch::Merge(&patch),
+                )
+                .await
+                .map_err(|e| error(&target.name, format!("cannot write it: {e}")))?;
+                continue;
             }
             None => {
                 let ports = ports(rollout);

@@ -65,6 +65,9 @@ fn valid_body(name: &str) -> Value {
     body
 }
 
+fn routing(body: &mut Value, routing: Value) {
+    body["spec"]["strategy"]["canary"]["trafficRouting"] = routing;
+}
 fn pause(body: &mut Value, duration: &str) {
     body["spec"]["strategy"]["canary"]["steps"][1]["pause"]["duration"] = json!(duration);
 }
@@ -167,7 +170,7 @@ fn rows() -> Vec<Row> {
             },
             expect: Rejected(
                 "spec.strategy.canary.steps[0]",
-                "each step sets exactly one of setWeight or pause",
+                "each step sets exactly one of setWeight, pause, setCanaryScale or setHeaderRoute",
             ),
         },
         Row {
@@ -271,6 +274,104 @@ fn rows() -> Vec<Row> {
             expect: Rejected(
                 "spec.windows.timeZone",
                 "must be an IANA time zone name such as Europe/Berlin",
+            ),
+        },
+        // Traffic routing.
+        Row {
+            what: "a router without services",
+            mutate: |b| {
+                routing(
+                    b,
+                    json!({"gatewayAPI": {"httpRoutes": [{"name": "r", "rule": "main"}]}}),
+                )
+            },
+            expect: Rejected(
+                "spec.strategy.canary.trafficRouting.services",
+                "Required value",
+            ),
+        },
+        Row {
+            what: "trafficRouting without a router",
+            mutate: |b| routing(b, json!({"services": {"stable": "s", "canary": "c"}})),
+            expect: Rejected(
+                "spec.strategy.canary.trafficRouting",
+                "set trafficRouting.gatewayAPI",
+            ),
+        },
+        Row {
+            what: "both route modes at once",
+            mutate: |b| {
+                routing(
+                    b,
+                    json!({"services": {"stable": "s", "canary": "c"}, "gatewayAPI": {
+                    "httpRoute": {"spec": {"rules": [{"backendRefs": [{"name": "s", "port": 80}]}]}},
+                    "httpRoutes": [{"name": "r", "rule": "main"}]}}),
+                );
+            },
+            expect: Rejected(
+                "spec.strategy.canary.trafficRouting.gatewayAPI",
+                "set exactly one of httpRoute",
+            ),
+        },
+        Row {
+            what: "a baseline without a baseline Service",
+            mutate: |b| {
+                routing(
+                    b,
+                    json!({"services": {"stable": "s", "canary": "c"}, "gatewayAPI": {"httpRoutes": [{"name": "r", "rule": "main"}]}}),
+                );
+                b["spec"]["strategy"]["canary"]["baseline"] = json!(true);
+            },
+            expect: Rejected(
+                "spec.strategy.canary",
+                "needs trafficRouting.services.baseline",
+            ),
+        },
+        Row {
+            what: "setCanaryScale without a router",
+            mutate: |b| {
+                b["spec"]["strategy"]["canary"]["steps"][0] =
+                    json!({"setCanaryScale": {"replicas": 1}})
+            },
+            expect: Rejected("spec.strategy.canary", "need a traffic router"),
+        },
+        Row {
+            what: "a step with two kinds",
+            mutate: |b| {
+                b["spec"]["strategy"]["canary"]["steps"][0] =
+                    json!({"setWeight": 5, "setHeaderRoute": {"name": "t", "match": []}})
+            },
+            expect: Rejected(
+                "spec.strategy.canary.steps[0]",
+                "exactly one of setWeight, pause, setCanaryScale or setHeaderRoute",
+            ),
+        },
+        Row {
+            what: "a canary scale over 100%",
+            mutate: |b| {
+                routing(
+                    b,
+                    json!({"services": {"stable": "s", "canary": "c"}, "gatewayAPI": {"httpRoutes": [{"name": "r", "rule": "main"}]}}),
+                );
+                b["spec"]["strategy"]["canary"]["steps"][0] =
+                    json!({"setCanaryScale": {"weight": 150}});
+            },
+            expect: Rejected(
+                "spec.strategy.canary.steps[0].setCanaryScale.weight",
+                "less than or equal to 100",
+            ),
+        },
+        Row {
+            what: "a managed route whose rules do not name the stable Service",
+            mutate: |b| {
+                routing(
+                    b,
+                    json!({"services": {"stable": "s", "canary": "c"}, "gatewayAPI": {
+                    "httpRoute": {"spec": {"rules": [{"backendRefs": [{"name": "other", "port": 80}]}]}}}}),
+                );
+            },
+            expect: Degraded(
+                "spec.strategy.canary.trafficRouting.gatewayAPI.httpRoute.spec.rules: no rule has a backendRef naming the stable Service s",
             ),
         },
         // What only the controller can catch.

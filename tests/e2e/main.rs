@@ -1,4 +1,4 @@
-//! Integration tests against the real local control plane and Prometheus.
+//! Integration tests against the real local control plane, Prometheus and Gateway (Traefik).
 //!
 //! Run through `scripts/test.sh` (the README's test command), which starts the environment;
 //! see `support` for how a test reaches it.
@@ -6,6 +6,7 @@
 mod analysis;
 mod chart;
 mod fleet;
+mod gateway;
 mod incident;
 mod invalid_specs;
 mod kstatus;

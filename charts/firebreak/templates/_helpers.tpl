@@ -59,4 +59,12 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: ["core.openfeature.dev"]
   resources: ["featureflags"]
   verbs: ["get", "patch"]
+# Traffic routing: the stable/canary/baseline Services' selectors (created when absent) and the
+# Gateway API routes whose weights Firebreak writes (a managed HTTPRoute is created).
+- apiGroups: [""]
+  resources: ["services"]
+  verbs: ["get", "create", "patch"]
+- apiGroups: ["gateway.networking.k8s.io"]
+  resources: ["httproutes", "grpcroutes"]
+  verbs: ["get", "list", "watch", "create", "patch"]
 {{- end -}}

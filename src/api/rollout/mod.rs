@@ -153,6 +153,13 @@ pub struct CanaryStrategy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traffic_routing: Option<TrafficRouting>,
 
+    /// With a router: seconds the canary's pods keep running after a rollback has moved all
+    /// traffic to stable (verified at the gateway), so that requests a gateway still sends them
+    /// while its data plane catches up are answered. Default 30 (as Argo Rollouts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 3600))]
+    pub abort_scale_down_delay_seconds: Option<i32>,
+
     /// Longest a canary may take from its start to promotion, e.g. `2h`; past it the canary is
     /// rolled back. Absent: no limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -554,7 +554,14 @@ impl<'a> Decider<'a> {
             .iter()
             .filter(|r| r.arm == Arm::Revision && r.hash != stable)
         {
-            self.desired.insert(r.hash.clone(), 0);
+            // With a router the canary keeps its pods a little while after traffic has left it
+            // (`abortScaleDownDelaySeconds`); the gateway's data plane may lag its status.
+            let keep = if self.routed() && r.hash == target {
+                r.desired
+            } else {
+                0
+            };
+            self.desired.insert(r.hash.clone(), keep);
         }
         self.record(
             trigger.reason(),

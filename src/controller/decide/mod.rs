@@ -386,8 +386,13 @@ impl<'a> Decider<'a> {
             .iter()
             .filter(|r| r.arm == Arm::Revision && r.hash != stable)
         {
-            // Never scale anything up; scale down only once the stable can carry the load.
-            let keep = if fully_available { 0 } else { r.desired };
+            // Never scale anything up; scale down only once the stable can carry the load (and,
+            // for a canary rolled back behind a router, its scale-down delay has passed).
+            let keep = if fully_available && !self.keeps_rolled_back(&r.hash) {
+                0
+            } else {
+                r.desired
+            };
             self.desired.insert(r.hash.clone(), keep);
         }
         if let Some(previous) = bake_slice {

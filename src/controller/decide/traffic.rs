@@ -148,4 +148,30 @@ impl<'a> Decider<'a> {
         );
         self.wait(&what, "waiting for the gateway", true);
     }
+
+    /// Whether the rolled-back revision `hash` keeps its pods for now: with a router, until
+    /// `abortScaleDownDelaySeconds` after all traffic was verified on stable (asks to look again
+    /// then).
+    pub(super) fn keeps_rolled_back(&mut self, hash: &str) -> bool {
+        if !self.routed() || self.status.rolled_back_revision.as_deref() != Some(hash) {
+            return false;
+        }
+        let Some(verified_at) = self
+            .status
+            .traffic
+            .as_ref()
+            .filter(|t| t.verified && t.weights == TrafficWeights::all_stable())
+            .and_then(|t| t.verified_at.clone())
+        else {
+            return true;
+        };
+        let delay = SignedDuration::try_from(self.spec.abort_scale_down_delay)
+            .unwrap_or(SignedDuration::ZERO);
+        let waited = self.now.duration_since(verified_at.0);
+        if waited >= delay {
+            return false;
+        }
+        self.requeue_in((delay - waited).unsigned_abs());
+        true
+    }
 }

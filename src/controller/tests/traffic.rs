@@ -221,6 +221,19 @@ fn an_abort_sends_everything_to_stable_first() {
         "verified by the act phase, after the write"
     );
     assert_eq!(cluster.pods("web:1"), 10);
+    // The canary keeps its pods for 30 s after the gateway carries everything to stable.
+    assert_eq!(cluster.pods("web:2"), 2);
+    cluster.settle();
+    assert!(cluster.status().traffic.unwrap().verified);
+    cluster.advance(29).settle();
+    assert_eq!(
+        cluster.pods("web:2"),
+        2,
+        "still inside the scale-down delay"
+    );
+    cluster.advance(1).settle();
+    assert_eq!(cluster.pods("web:2"), 0);
+    assert_eq!(cluster.status().phase, Some(Phase::RolledBack));
 }
 
 #[test]

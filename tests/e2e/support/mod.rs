@@ -34,7 +34,8 @@ fn required_var(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
         panic!(
             "{name} is not set. Run the tests with `scripts/test.sh`, which starts a local \
-             environment, or start one with `scripts/env.sh up` and `source target/firebreak-env/firebreak/env`."
+             environment, or start one with `scripts/env.sh up dev` and run them inside its private \
+             network namespace: `scripts/env.sh exec dev bash -c 'source target/firebreak-env/dev/env && cargo test'`."
         )
     })
 }
@@ -788,5 +789,204 @@ impl Receiver {
             .map(|(_, v)| v.clone())
             .filter(|v| v["event"] == event)
             .collect()
+    }
+}
+
+/// The environment's Gateway (Traefik, `scripts/env.sh`): where requests enter, and the Gateway
+/// routes attach to.
+pub struct Gateway {
+    /// Traefik's entrypoint, `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// The Gateway's name.
+    pub name: String,
+    /// The Gateway's namespace.
+    pub namespace: String,
+}
+
+impl Gateway {
+    /// Reads `FIREBREAK_GATEWAY_URL`, `FIREBREAK_GATEWAY_NAME` and `FIREBREAK_GATEWAY_NAMESPACE`.
+    pub fn from_env() -> Gateway {
+        Gateway {
+            url: required_var("FIREBREAK_GATEWAY_URL"),
+            name: required_var("FIREBREAK_GATEWAY_NAME"),
+            namespace: required_var("FIREBREAK_GATEWAY_NAMESPACE"),
+        }
+    }
+
+    /// A `parentRefs` entry naming this Gateway.
+    pub fn parent_ref(&self) -> serde_json::Value {
+        serde_json::json!({"name": self.name, "namespace": self.namespace})
+    }
+}
+
+/// What `fleet-sim load` measured: responses per revision (by `x-pod-template-hash`).
+#[derive(Clone, Debug)]
+pub struct LoadSummary {
+    /// Requests sent.
+    pub sent: u64,
+    /// Responses received (any status).
+    pub responses: u64,
+    /// Per revision: (2xx, 5xx, other) responses.
+    pub revisions: std::collections::BTreeMap<String, (u64, u64, u64)>,
+    /// Connection errors and timeouts.
+    pub failed: u64,
+}
+
+impl LoadSummary {
+    fn from_json(summary: &serde_json::Value) -> LoadSummary {
+        let count = |v: &serde_json::Value| v.as_u64().unwrap_or(0);
+        LoadSummary {
+            sent: count(&summary["sent"]),
+            responses: count(&summary["responses"]),
+            revisions: summary["revisions"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| {
+                            (
+                                k.clone(),
+                                (
+                                    count(&v["ok"]),
+                                    count(&v["server_errors"]),
+                                    count(&v["other"]),
+                                ),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            failed: count(&summary["connection_errors"]) + count(&summary["timeouts"]),
+        }
+    }
+
+    /// Responses `revision` gave.
+    pub fn of(&self, revision: &str) -> u64 {
+        self.revisions
+            .get(revision)
+            .map_or(0, |(ok, errors, other)| ok + errors + other)
+    }
+
+    /// `revision`'s share of the responses, in percent.
+    pub fn percent(&self, revision: &str) -> f64 {
+        100.0 * self.of(revision) as f64 / self.responses.max(1) as f64
+    }
+}
+
+/// Arguments of `fleet-sim load` through `gateway` for `host`, with extra `headers`.
+fn load_args(
+    gateway: &Gateway,
+    host: &str,
+    headers: &[&str],
+    rps: u32,
+    seconds: u32,
+) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "load",
+        "--url",
+        &gateway.url,
+        "--host",
+        host,
+        "--rps",
+        &rps.to_string(),
+        "--duration",
+        &format!("{seconds}s"),
+        "--json",
+        "--report-every",
+        "500ms",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for header in headers {
+        args.extend(["--header".to_string(), header.to_string()]);
+    }
+    args
+}
+
+/// Sends `rps` requests per second for `seconds` through `gateway` to the route of `host` (the
+/// load generator of `fleet-sim`) and returns what came back.
+pub async fn load(
+    gateway: &Gateway,
+    host: &str,
+    headers: &[&str],
+    rps: u32,
+    seconds: u32,
+) -> LoadSummary {
+    let binary = tokio::task::spawn_blocking(fleet_sim_binary)
+        .await
+        .expect("building fleet-sim");
+    let output = tokio::process::Command::new(binary)
+        .args(load_args(gateway, host, headers, rps, seconds))
+        .env("FIREBREAK_LOG", "warn")
+        .output()
+        .await
+        .expect("running fleet-sim load");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "fleet-sim load failed: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|l| l["kind"] == "summary")
+        .expect("fleet-sim load printed no summary");
+    LoadSummary::from_json(&summary)
+}
+
+/// A `fleet-sim load` running in the background; its reports are kept with their arrival time.
+pub struct BackgroundLoad {
+    /// Every report line (`"kind": "report"`) with the wall-clock time it arrived.
+    pub reports:
+        std::sync::Arc<std::sync::Mutex<Vec<(k8s_openapi::jiff::Timestamp, serde_json::Value)>>>,
+    _child: tokio::process::Child,
+    _reader: tokio::task::JoinHandle<()>,
+}
+
+impl BackgroundLoad {
+    /// Starts sending `rps` requests per second for up to `seconds` through `gateway` to `host`.
+    pub async fn start(gateway: &Gateway, host: &str, rps: u32, seconds: u32) -> BackgroundLoad {
+        use tokio::io::AsyncBufReadExt;
+        let binary = tokio::task::spawn_blocking(fleet_sim_binary)
+            .await
+            .expect("building fleet-sim");
+        let mut child = tokio::process::Command::new(binary)
+            .args(load_args(gateway, host, &[], rps, seconds))
+            .env("FIREBREAK_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("starting fleet-sim load");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let reports: std::sync::Arc<std::sync::Mutex<Vec<_>>> = std::sync::Arc::default();
+        let sink = reports.clone();
+        let reader = tokio::spawn(async move {
+            let mut lines = tokio::io::BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Ok(value) = serde_json::from_str::<serde_json::Value>(&line)
+                    && value["kind"] == "report"
+                {
+                    sink.lock()
+                        .unwrap()
+                        .push((k8s_openapi::jiff::Timestamp::now(), value));
+                }
+            }
+        });
+        BackgroundLoad {
+            reports,
+            _child: child,
+            _reader: reader,
+        }
+    }
+
+    /// Responses of `revision` in one report line.
+    pub fn responses_of(report: &serde_json::Value, revision: &str) -> u64 {
+        report["revisions"][revision].as_object().map_or(0, |r| {
+            ["ok", "server_errors", "other"]
+                .iter()
+                .map(|k| r.get(*k).and_then(serde_json::Value::as_u64).unwrap_or(0))
+                .sum()
+        })
     }
 }

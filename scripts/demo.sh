@@ -7,7 +7,10 @@
 #   3. applies examples/demo: v1 (deployed straight to stable), v2 (healthy: promoted through its
 #      canary steps once the judge is sure), v3 (5% errors: rolled back by itself);
 #   4. shows each rollout live and ends with the rollback reason;
-#   5. stops everything again (also on Ctrl-C or failure).
+#   5. a Gateway API rollout with real requests: storefront (4 pods) behind an HTTPRoute on a
+#      real gateway (Traefik), v2 canaried at exactly 5% then 25% and promoted, v3 (15% errors)
+#      rolled back, with the requests per second per revision shown live;
+#   6. stops everything again (also on Ctrl-C or failure).
 # It runs in a private network namespace of its own (scripts/netns.sh), like the tests: the crates
 # and tools are fetched first, then everything else happens offline inside it.
 set -euo pipefail
@@ -97,4 +100,56 @@ say "the incident record (firebreak incidents, then the head of firebreak postmo
 "$firebreak" incidents -n "$ns"
 incident="$("$kubectl" get rollout checkout -n "$ns" -o jsonpath='{.status.incident}')"
 "$firebreak" postmortem "$incident" -n "$ns" | sed -n '1,40p'
+say "Gateway API: exact weights on real requests through a real gateway (Traefik)"
+gns=demo-gateway
+"$kubectl" create namespace "$gns" >/dev/null
+# This simulator answers real HTTP requests on each pod's IP (inside this private network
+# namespace) and counts them; the gateway proxies to those IPs.
+FIREBREAK_LOG=warn "$fleet_sim" --namespace "$gns" --serve-pods --listen 127.0.0.1:0 --seed 11 \
+    >"$logs/gateway-simulator.out" 2>"$logs/gateway-simulator.log" &
+pids+=($!)
+for _ in $(seq 100); do
+    gaddress="$(sed -n 's/^listening on //p' "$logs/gateway-simulator.out" 2>/dev/null | head -1)"
+    [[ -n "$gaddress" ]] && break
+    sleep 0.1
+done
+[[ -n "${gaddress:-}" ]] || { echo "the serving fleet simulator did not start; see $logs/gateway-simulator.log" >&2; exit 1; }
+printf '[{"targets": ["%s"], "labels": {"fleet": "demo-gateway"}}]\n' "$gaddress" >"$FIREBREAK_SCRAPE_DIR/demo-gateway.json"
+"$firebreak" controller --namespace "$gns" >"$logs/gateway-controller.log" 2>&1 &
+pids+=($!)
+echo "gateway $FIREBREAK_GATEWAY_NAMESPACE/$FIREBREAK_GATEWAY_NAME at $FIREBREAK_GATEWAY_URL; storefront.demo is routed by an HTTPRoute Firebreak creates"
+
+apply_gateway() {
+    sed -e "s#http://prometheus.monitoring:9090#$FIREBREAK_PROMETHEUS_URL#" \
+        -e "s#GATEWAY_NAMESPACE#$FIREBREAK_GATEWAY_NAMESPACE#" \
+        -e "s#GATEWAY_NAME#$FIREBREAK_GATEWAY_NAME#" "examples/demo/$1" |
+        "$kubectl" apply -n "$gns" -f - >/dev/null
+}
+
+say "storefront v1: 4 pods, deployed straight to stable"
+apply_gateway storefront-v1.yaml
+"$firebreak" status storefront -n "$gns" --watch --timeout 120 | sed '/^Rollout/,$d'
+
+say "live requests per second per revision (pod-template-hash), 400 requests/s through the gateway"
+"$fleet_sim" load --url "$FIREBREAK_GATEWAY_URL" --host storefront.demo --rps 400 --duration 1200s \
+    --report-every 3s 2>"$logs/load.log" | sed -u 's/^/    [requests] /' &
+pids+=($!)
+sleep 4
+
+say "storefront v2: healthy, canaried at exactly 5% then 25% of requests (with 4 pods), then promoted"
+apply_gateway storefront-v2.yaml
+"$firebreak" status storefront -n "$gns" --watch --timeout 600 | tee "$logs/storefront-v2.txt" | sed -u '/^Rollout/,$d' || true
+grep -q '^Phase     Healthy' "$logs/storefront-v2.txt" || { echo "storefront v2 was not promoted" >&2; cat "$logs/storefront-v2.txt" >&2; exit 1; }
+
+say "storefront v3: 15% errors at 5% of traffic — rolled back, all requests back on stable"
+apply_gateway storefront-v3.yaml
+"$firebreak" status storefront -n "$gns" --watch --timeout 600 | tee "$logs/storefront-v3.txt" | sed -u '/^Rollout/,$d' || true
+grep -q '^Phase     RolledBack' "$logs/storefront-v3.txt" || { echo "storefront v3 was not rolled back" >&2; cat "$logs/storefront-v3.txt" >&2; exit 1; }
+sleep 4
+
+say "storefront: rollback reason and the mitigation, in order"
+"$kubectl" get rollout storefront -n "$gns" -o jsonpath='{.status.rollbackReason}{"\n"}'
+sincident="$("$kubectl" get rollout storefront -n "$gns" -o jsonpath='{.status.incident}')"
+"$kubectl" get incident "$sincident" -n "$gns" \
+    -o jsonpath='{range .spec.mitigation[*]}{.time}  {.action}: {.detail}{"\n"}{end}'
 printf '\ndemo finished in %ss\n' "$((SECONDS - started))"

@@ -40,6 +40,7 @@ pub async fn act(
     router: &Router<'_>,
     observed: &[Revision],
     plan: &Plan,
+    decided: Timestamp,
 ) -> Result<Vec<MitigationAction>, Error> {
     let mut mitigation = Vec::new();
     if plan.flip_kill_switch
@@ -49,7 +50,7 @@ pub async fn act(
         mitigation.extend(mitigate::flip(&ctx.client, &namespace, kill_switch).await);
     }
     if let Router::GatewayApi(gateway) = router {
-        mitigation.extend(route(ctx, gateway, rollout, plan).await?);
+        mitigation.extend(route(ctx, gateway, rollout, plan, decided).await?);
     }
     let apply = PatchParams::apply(FIELD_MANAGER).force();
     for desired in &plan.replica_sets {
@@ -142,6 +143,7 @@ async fn route(
     gateway: &GatewayRouter<'_>,
     rollout: &Rollout,
     plan: &Plan,
+    decided: Timestamp,
 ) -> Result<Vec<MitigationAction>, Error> {
     let (Some(traffic), Some(stable)) = (&plan.status.traffic, &plan.status.stable_revision) else {
         return Ok(Vec::new());
@@ -200,7 +202,8 @@ async fn route(
                     time: Time(Timestamp::now()),
                     action: "TrafficToStable".into(),
                     detail: format!(
-                        "all requests to stable: routes {} carry {}, verified by the gateway {took} ms after the write",
+                        "all requests to stable {} ms after the decision: routes {} carry {}, verified by the gateway {took} ms after the write",
+                        Timestamp::now().duration_since(decided).as_millis(),
                         route_names(gateway),
                         traffic.weights
                     ),

@@ -585,7 +585,7 @@ async fn reconcile_inner(
         return Ok(Action::await_change());
     }
     let rs_api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &namespace);
-    let mitigation = match act::act(&ctx, &rs_api, rollout, &router, &revisions, &plan).await {
+    let mitigation = match act::act(&ctx, &rs_api, rollout, &router, &revisions, &plan, now).await {
         Ok(mitigation) => mitigation,
         Err(failed @ Error::Router { .. }) => {
             let what = format!(

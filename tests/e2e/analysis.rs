@@ -11,8 +11,8 @@ use crate::support::{
     Fleet, OwnPrometheus, RolloutTest, create_rollout, firebreak, phase, roll_out, wait_for_rollout,
 };
 
-const ERRORS: &str = r#"sum(increase(http_requests_total{namespace="{{namespace}}",pod_template_hash="{{revision}}",code=~"5.."}[{{interval}}]))"#;
-const TOTAL: &str = r#"sum(increase(http_requests_total{namespace="{{namespace}}",pod_template_hash="{{revision}}"}[{{interval}}]))"#;
+pub(crate) const ERRORS: &str = r#"sum(increase(http_requests_total{namespace="{{namespace}}",pod_template_hash="{{revision}}",code=~"5.."}[{{interval}}]))"#;
+pub(crate) const TOTAL: &str = r#"sum(increase(http_requests_total{namespace="{{namespace}}",pod_template_hash="{{revision}}"}[{{interval}}]))"#;
 
 /// A Rollout of 4 pods at 200 requests/second whose template carries the simulator's
 /// annotations, judged every 5 s (the shortest interval allowed) on its error rate (and crashes).

@@ -388,7 +388,9 @@ async fn notifications_reach_their_receivers_and_a_failing_one_does_not_delay_th
             .received
             .lock()
             .unwrap()
-            .last()
+            .iter()
+            .rev()
+            .find(|(_, v)| v["event"] == "RolledBack")
             .map(|(_, v)| v.clone())
     );
     assert_eq!(

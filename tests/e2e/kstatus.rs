@@ -19,7 +19,7 @@ fn checker() -> String {
         panic!(
             "FIREBREAK_KSTATUS is not set. It names tools/kstatus-check, which scripts/toolchain.sh \
              builds: run the tests with `scripts/test.sh`, or start an environment with \
-             `scripts/env.sh up NAME` and `source target/firebreak-env/NAME/env`."
+             `scripts/env.sh up NAME` and run the tests under `scripts/env.sh exec NAME` after `source target/firebreak-env/NAME/env`."
         )
     })
 }

@@ -108,12 +108,12 @@ async fn the_crd_rejects_invalid_rollouts_with_a_message_naming_the_field() {
         (
             "both in a step",
             rollout_body("e", 1, "app:1", json!([{"setWeight": 10, "pause": {}}])),
-            "exactly one of setWeight or pause",
+            "exactly one of setWeight, pause, setCanaryScale or setHeaderRoute",
         ),
         (
             "empty step",
             rollout_body("f", 1, "app:1", json!([{}])),
-            "exactly one of setWeight or pause",
+            "exactly one of setWeight, pause, setCanaryScale or setHeaderRoute",
         ),
     ];
     // Post the raw JSON: the typed client could not even represent some of these.

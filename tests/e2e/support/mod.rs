@@ -935,6 +935,23 @@ pub async fn load(
     LoadSummary::from_json(&summary)
 }
 
+/// Sends batches of requests (one second at 100/s) through `gateway` (with `headers`) until a whole batch reaches
+/// `revision`, at most for 15 s: a gateway's data plane may apply a route shortly after it
+/// reports it accepted.
+pub async fn settled(gateway: &Gateway, host: &str, headers: &[&str], revision: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let batch = load(gateway, host, headers, 100, 1).await;
+        if batch.responses > 0 && batch.of(revision) == batch.responses {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the gateway never sent all requests to {revision}: {batch:?}"
+        );
+    }
+}
+
 /// A `fleet-sim load` running in the background; its reports are kept with their arrival time.
 pub struct BackgroundLoad {
     /// Every report line (`"kind": "report"`) with the wall-clock time it arrived.

@@ -324,6 +324,26 @@ mod tests {
     }
 
     #[test]
+    fn extreme_counts_at_a_margin_below_one_store_finite_numbers() {
+        // Found by the round-trip property: maxRatio 0.05 and 206 canary failures against none
+        // made the pooled failure probability exceed 1 and a stratum's expectation NaN, which
+        // the stored status could then not be read back from.
+        let e = replay(
+            0.05,
+            &[crate::Counts {
+                canary_events: 206,
+                baseline_events: 0,
+                canary_exposure: 1162.0,
+                baseline_exposure: 1.0,
+            }],
+        );
+        let text = serde_json::to_string(&e).unwrap();
+        assert!(!text.contains("NaN"), "{text}");
+        let back: Evidence = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, e);
+    }
+
+    #[test]
     fn decimal_text_parses_back_to_the_same_bits() {
         for x in [0.1, 1.5, -1234.5678901234567, 1e-300, 6.02e23, 5e-324, -0.0] {
             assert_eq!(

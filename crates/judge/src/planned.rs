@@ -103,10 +103,12 @@ impl PlannedTest {
 /// exact test sees it. `p` is the baseline's failure probability at the null,
 /// `events / (R0 · canary + baseline)` pooled over every interval so far (one interval's own
 /// counts would overstate it: only intervals with failures count), a function of totals the
-/// test conditions on, so the test stays conditional. Clamped so that `R0 p ≤ 0.999`.
+/// test conditions on, so the test stays conditional. Clamped so that `p ≤ 0.999` and
+/// `R0 p ≤ 0.999`: a probability, whatever the counts (with `R0 < 1` and far more canary failures
+/// than the pooled estimate allows, `p` would exceed 1 and the margin turn negative).
 pub(crate) fn odds_margin(r0: f64, events: u64, canary: f64, baseline: f64) -> f64 {
     let p = events as f64 / (r0 * canary + baseline);
-    let p = p.min(0.999 / r0);
+    let p = p.min(0.999).min(0.999 / r0);
     r0 * (1.0 - p) / (1.0 - r0 * p)
 }
 

@@ -49,6 +49,19 @@ pub fn render(rollout: &Rollout) -> String {
             status.canary_available_replicas
         );
     }
+    if let Some(traffic) = &status.traffic {
+        let header = traffic
+            .header_route
+            .as_ref()
+            .map(|h| format!(", header route {h}"))
+            .unwrap_or_default();
+        let state = match (&traffic.verified, &traffic.message) {
+            (true, _) => "verified at the gateway".to_string(),
+            (false, Some(why)) => format!("not verified yet: {why}"),
+            (false, None) => "not verified yet".to_string(),
+        };
+        let _ = writeln!(out, "Traffic   {}{header} ({state})", traffic.weights);
+    }
     if let Some(bad) = &status.rolled_back_revision {
         let _ = writeln!(
             out,
@@ -265,6 +278,27 @@ mod tests {
         let shown = render(&rollout);
         assert!(
             shown.contains("planned decision at") && shown.contains("(in "),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn routed_traffic_shows_its_weights_and_whether_the_gateway_took_them() {
+        let mut rollout = rolled_back_with_a_planned_decision_ahead();
+        if let Some(status) = rollout.status.as_mut() {
+            status.traffic = Some(crate::api::TrafficStatus {
+                weights: crate::api::TrafficWeights::for_canary(5, false),
+                header_route: Some("testers".into()),
+                verified: false,
+                message: Some(
+                    "HTTPRoute web: parent gw/x has not reported on the route yet".into(),
+                ),
+                ..Default::default()
+            });
+        }
+        let shown = render(&rollout);
+        assert!(
+            shown.contains("Traffic   stable 95%, canary 5%, header route testers (not verified yet: HTTPRoute web: parent gw/x has not reported"),
             "{shown}"
         );
     }

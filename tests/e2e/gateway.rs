@@ -731,3 +731,83 @@ async fn a_gitops_reapply_of_an_existing_route_is_undone_and_named_while_a_manag
     );
     drop(managed_api);
 }
+
+#[tokio::test]
+async fn without_a_router_traffic_through_the_gateway_follows_the_pods() {
+    let RolloutTest {
+        env,
+        ns,
+        controller: _c,
+        api,
+    } = RolloutTest::start("gateway-replicas").await;
+    let gateway = Gateway::from_env();
+    let _fleet = Fleet::start(&ns.name, &["--serve-pods"]).await;
+    // The user's one Service over all of the Rollout's pods, and the user's route to it.
+    let services: Api<Service> = Api::namespaced(env.client.clone(), &ns.name);
+    services
+        .create(
+            &Default::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "web"},
+                "spec": {"selector": {"app": "web"}, "ports": [{"port": 8080}]}
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let routes = http_routes(&env.client, &ns.name);
+    apply_as(
+        &routes,
+        "user",
+        &user_route("web", &ns.name, &gateway, "main", "web", "/"),
+    )
+    .await;
+    let mut body = routed(
+        "web",
+        4,
+        json!([{"setWeight": 25}, {"pause": {}}]),
+        json!(null),
+    );
+    body["spec"]["strategy"]["canary"]
+        .as_object_mut()
+        .unwrap()
+        .remove("trafficRouting");
+    create_rollout(&api, body).await;
+    healthy(&api, "web").await;
+    roll_out(&api, "web", "web:2", json!({})).await;
+    let rollout = wait_for_rollout(
+        &api,
+        "web",
+        "the 25% step done",
+        Duration::from_secs(60),
+        |r| {
+            status_of(r).current_step_index == Some(1)
+                && status_of(r).canary_available_replicas == 1
+        },
+    )
+    .await;
+    let status = status_of(&rollout);
+    assert!(status.traffic.is_none(), "no router, no traffic status");
+    let canary = status.canary_revision.unwrap();
+    // One canary pod of four: the Service spreads requests over pods, so a quarter of them.
+    eventually(
+        "three stable pods and one canary pod",
+        Duration::from_secs(30),
+        || {
+            let api = api.clone();
+            async move {
+                let s = status_of(&api.get("web").await.ok()?);
+                (s.stable_available_replicas == 3).then_some(())
+            }
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let served = load(&gateway, &host(&ns.name), &[], 250, 4).await;
+    let share = served.percent(&canary);
+    eprintln!(
+        "measured: replica-weighted 25% (1 of 4 pods) -> canary {share:.2}% of {} requests",
+        served.responses
+    );
+    assert!((share - 25.0).abs() <= 2.0, "{served:?}");
+}

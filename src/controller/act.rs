@@ -151,7 +151,14 @@ async fn route(
     let Some(routing) = &rollout.spec.strategy.canary.traffic_routing else {
         return Ok(Vec::new());
     };
-    let canary = plan.status.canary_revision.as_ref().unwrap_or(stable);
+    // Without a canary the canary Service selects the bake's slice of the previous revision
+    // (it gets a share of requests during the bake), else the stable.
+    let canary = plan
+        .status
+        .canary_revision
+        .as_ref()
+        .or(plan.status.bake.as_ref().map(|b| &b.previous))
+        .unwrap_or(stable);
     let baseline = plan
         .replica_sets
         .iter()

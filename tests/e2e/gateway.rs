@@ -811,3 +811,72 @@ async fn without_a_router_traffic_through_the_gateway_follows_the_pods() {
     );
     assert!((share - 25.0).abs() <= 2.0, "{served:?}");
 }
+
+#[tokio::test]
+async fn during_a_routed_bake_the_previous_revision_serves_its_slice_then_nothing() {
+    let RolloutTest {
+        env: _env,
+        ns,
+        controller: _c,
+        api,
+    } = RolloutTest::start("gateway-bake").await;
+    let gateway = Gateway::from_env();
+    let _fleet = Fleet::start(&ns.name, &["--serve-pods"]).await;
+    let mut body = routed(
+        "web",
+        4,
+        json!([{"setWeight": 50}]),
+        managed("web", &ns.name, gateway.parent_ref()),
+    );
+    body["spec"]["bake"] = json!({"duration": "20s"});
+    create_rollout(&api, body).await;
+    let first = status_of(&healthy(&api, "web").await)
+        .stable_revision
+        .unwrap();
+    roll_out(&api, "web", "web:2", json!({})).await;
+    let baking = wait_for_rollout(
+        &api,
+        "web",
+        "a verified bake",
+        Duration::from_secs(60),
+        |r| {
+            let s = status_of(r);
+            s.bake.is_some()
+                && s.traffic
+                    .as_ref()
+                    .is_some_and(|t| t.verified && t.weights.canary == 20)
+        },
+    )
+    .await;
+    let second = status_of(&baking).stable_revision.unwrap();
+    assert_ne!(first, second);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let served = load(&gateway, &host(&ns.name), &[], 250, 2).await;
+    let slice = served.percent(&first);
+    eprintln!(
+        "measured: bake slice of 1 pod next to 4 -> previous revision {slice:.2}% of {} requests",
+        served.responses
+    );
+    assert!((slice - 20.0).abs() <= 2.0, "{served:?}");
+    wait_for_rollout(
+        &api,
+        "web",
+        "the bake completed",
+        Duration::from_secs(60),
+        |r| {
+            status_of(r).bake.is_none()
+                && status_of(r)
+                    .traffic
+                    .as_ref()
+                    .is_some_and(|t| t.verified && t.weights.canary == 0)
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let served = load(&gateway, &host(&ns.name), &[], 250, 2).await;
+    assert_eq!(
+        served.of(&second),
+        served.responses,
+        "after the bake: {served:?}"
+    );
+}

@@ -67,6 +67,13 @@ pub fn canary_replicas(replicas: i32, weight: i32) -> i32 {
     pods.clamp(1, replicas as i64) as i32
 }
 
+/// With a router, the percentage of requests the previous revision's slice (one pod) receives
+/// during a bake: one pod's share of `replicas + 1`, rounded up, at least 1.
+pub fn bake_slice_percent(replicas: i32) -> i32 {
+    let pods = i64::from(replicas.max(0)) + 1;
+    ((100 + pods - 1) / pods).clamp(1, 50) as i32
+}
+
 /// The stable replica count next to `canary` canary pods at `weight` percent: the rest of
 /// `replicas`, but at least one pod while the weight is below 100 so the stable keeps serving.
 pub fn stable_replicas(replicas: i32, canary: i32, weight: i32) -> i32 {
@@ -378,8 +385,18 @@ impl<'a> Decider<'a> {
         self.desired.insert(stable.to_string(), replicas);
         let available = self.available(stable);
         // With a router, older revisions drain only once the gateway sends everything to the
-        // stable Service (which selects `stable`).
-        let routed = self.route(crate::api::TrafficWeights::all_stable(), None);
+        // stable Service (which selects `stable`); during a bake the canary Service selects the
+        // previous revision's slice and gets its share of requests, as one pod of `replicas + 1`
+        // would without a router, so that the judge has both arms to compare.
+        let weights = match bake_slice {
+            Some(_) => crate::api::TrafficWeights {
+                stable: 100 - bake_slice_percent(replicas),
+                canary: bake_slice_percent(replicas),
+                baseline: 0,
+            },
+            None => crate::api::TrafficWeights::all_stable(),
+        };
+        let routed = self.route(weights, None);
         let fully_available = available >= replicas && routed;
         for r in self
             .revisions

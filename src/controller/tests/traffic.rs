@@ -296,3 +296,37 @@ fn with_a_baseline_the_baseline_gets_the_canarys_weight() {
     );
     assert_eq!(cluster.baseline_pods(), 1);
 }
+
+#[test]
+fn during_a_bake_the_previous_revisions_slice_gets_its_share_of_requests() {
+    let mut rollout = Rollout::test()
+        .with_router()
+        .with_steps(vec![weight(50), pause(Some("10s"))]);
+    rollout.spec.bake = Some(crate::api::Bake {
+        duration: "1h".into(),
+    });
+    let mut cluster = deployed(rollout);
+    cluster.set_image("web:2").settle();
+    cluster.advance(10).settle();
+    let status = cluster.status();
+    assert_eq!(status.stable_revision, Some(Cluster::hash_of("web:2")));
+    assert!(status.bake.is_some());
+    // One pod of the previous revision next to ten: a share of 100/11, rounded up.
+    assert_eq!(
+        status.traffic.unwrap().weights,
+        TrafficWeights {
+            stable: 90,
+            canary: 10,
+            baseline: 0
+        }
+    );
+    assert_eq!((cluster.pods("web:2"), cluster.pods("web:1")), (10, 1));
+    cluster.advance(3600).settle();
+    let status = cluster.status();
+    assert_eq!(status.bake, None);
+    assert_eq!(
+        status.traffic.unwrap().weights,
+        TrafficWeights::all_stable()
+    );
+    assert_eq!(cluster.pods("web:1"), 0);
+}

@@ -15,6 +15,8 @@ pub mod gateway;
 pub mod rules;
 pub mod services;
 
+use std::future::Future;
+
 use crate::api::{Rollout, TrafficWeights};
 use crate::controller::validate::HeaderRoute;
 
@@ -88,8 +90,6 @@ pub trait TrafficRouter: Send + Sync {
     /// Reads what the routes carry and whether the gateway accepted it.
     fn verify(&self) -> impl Future<Output = Result<TrafficObservation, RouterError>> + Send;
 }
-
-use std::future::Future;
 
 /// The router of one Rollout.
 pub enum Router<'a> {

@@ -261,6 +261,10 @@ impl<'a> Decider<'a> {
     }
 
     fn run(&mut self) {
+        if !self.routed() {
+            // A router removed from the spec: traffic follows pods again, nothing to report.
+            self.status.traffic = None;
+        }
         self.status.window = self.window.as_ref().map(|w| crate::api::WindowStatus {
             open: w.open,
             message: w.message.clone(),

@@ -330,3 +330,13 @@ fn during_a_bake_the_previous_revisions_slice_gets_its_share_of_requests() {
     );
     assert_eq!(cluster.pods("web:1"), 0);
 }
+
+#[test]
+fn removing_the_router_from_the_spec_clears_the_traffic_status() {
+    let mut cluster = routed(vec![weight(10), pause(None)]);
+    assert!(cluster.status().traffic.is_some());
+    cluster.rollout.spec.strategy.canary.traffic_routing = None;
+    cluster.settle();
+    assert_eq!(cluster.status().traffic, None);
+    assert_eq!(cluster.status().phase, Some(Phase::Healthy));
+}

@@ -7,8 +7,8 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 
 /// A duration of whole hours, minutes and seconds, in that order, each optional but at least one
-/// present: `30s`, `5m`, `1h`, `1h30m`, `2h15m10s`; from [`MIN_DURATION`] (1 s) to
-/// [`MAX_DURATION`] (8760 h, one year).
+/// present: `30s`, `5m`, `1h`, `1h30m`, `2h15m10s`; from `MIN_DURATION` (1 s) to
+/// `MAX_DURATION` (8760 h, one year).
 ///
 /// The CRD schema enforces the shape with a pattern and the bounds with a CEL rule, so a
 /// malformed, zero or absurd value is rejected by the API server; [`DurationString::to_duration`]
@@ -19,7 +19,7 @@ pub struct DurationString(pub String);
 
 /// The pattern of [`DurationString`], as used in the CRD schema. The digit counts are bounded (at
 /// most 4 for hours, 6 for minutes, 8 for seconds) so that every matching value fits Go's
-/// `time.Duration`, which the API server's CEL `duration()` parses into; [`MAX_DURATION`] is
+/// `time.Duration`, which the API server's CEL `duration()` parses into; `MAX_DURATION` is
 /// then checked by the CEL rule.
 pub const DURATION_PATTERN: &str = r"^([0-9]{1,4}h)?([0-9]{1,6}m)?([0-9]{1,8}s)?$";
 
@@ -75,9 +75,9 @@ impl DurationString {
     ///
     /// # Errors
     ///
-    /// [`DurationProblem::Malformed`] for anything that does not match [`DURATION_PATTERN`] (or is
-    /// empty), [`DurationProblem::Zero`] below [`MIN_DURATION`], [`DurationProblem::TooLong`]
-    /// above [`MAX_DURATION`].
+    /// `Malformed` for anything that does not match [`DURATION_PATTERN`] (or is
+    /// empty), `Zero` below `MIN_DURATION`, `TooLong`
+    /// above `MAX_DURATION`.
     pub fn to_duration(&self) -> Result<Duration, InvalidDuration> {
         let invalid = |problem| InvalidDuration {
             value: self.0.clone(),

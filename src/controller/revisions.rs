@@ -18,7 +18,7 @@ const SAFE_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 
 /// The pod-template-hash of `rollout`'s revision running `template`: FNV-1a (64 bit) over the
 /// Rollout's name and the template's canonical JSON (object keys sorted), written as 10
-/// characters of [`SAFE_ALPHABET`].
+/// characters of `SAFE_ALPHABET` (Kubernetes' own alphabet for generated names).
 ///
 /// The Rollout's name is part of it so that two Rollouts of one namespace with the same template
 /// get different revisions: analysis selects an arm's pods by `pod_template_hash`, and a shared

@@ -6,7 +6,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 
 use crate::api::{
-    Analysis, HeaderMatch, InvalidDuration, MIN_ANALYSIS_INTERVAL, Notification, RolloutSpec,
+    Analysis, InvalidDuration, MIN_ANALYSIS_INTERVAL, Notification, RolloutSpec,
     TEMPLATE_VARIABLES, TrafficRouting, known_variables_text, template_tokens,
 };
 use crate::schedule::windows::{WindowError, compile};
@@ -41,14 +41,7 @@ pub enum CanaryScale {
     Weight(i32),
 }
 
-/// A header route: requests whose headers all match go to the canary.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HeaderRoute {
-    /// The step's name for it.
-    pub name: String,
-    /// The header conditions (at least one).
-    pub matches: Vec<HeaderMatch>,
-}
+pub use crate::traffic::HeaderRoute;
 
 /// How long the canary steps take when nothing holds them: the sum of the pauses' durations.
 /// `None` when a pause waits for `promote` (the plan has no fixed end). The analysis's planned

@@ -17,9 +17,8 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 
 use super::rules::{self, HeaderRule, RuleSelector};
-use super::{RouterError, TrafficObservation, TrafficRouter};
+use super::{HeaderRoute, RouterError, TrafficObservation, TrafficRouter};
 use crate::api::{FIELD_MANAGER, GatewayApiRouting, Rollout, TrafficRouting, TrafficWeights};
-use crate::controller::validate::HeaderRoute;
 
 /// The router's name in status, Events and metrics.
 pub const NAME: &str = "gatewayAPI";

@@ -17,8 +17,17 @@ pub mod services;
 
 use std::future::Future;
 
-use crate::api::{Rollout, TrafficWeights};
-use crate::controller::validate::HeaderRoute;
+use crate::api::{HeaderMatch, Rollout, TrafficWeights};
+
+/// A header route (a `setHeaderRoute` step with conditions): requests whose headers all match
+/// go to the canary, whatever the weights.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeaderRoute {
+    /// The step's name for it.
+    pub name: String,
+    /// The header conditions (at least one).
+    pub matches: Vec<HeaderMatch>,
+}
 
 /// What a router found on the routes it manages.
 #[derive(Clone, Debug, PartialEq, Eq)]

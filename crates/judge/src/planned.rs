@@ -28,7 +28,7 @@ const STRATUM_WIDTH: f64 = 0.1;
 pub(crate) const MAX_STRATA: usize = 64;
 
 /// Intervals pooled for the planned test: those whose `θ_t(R0)` falls in one
-/// [`STRATUM_WIDTH`] of log-odds.
+/// `STRATUM_WIDTH` of log-odds.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schemars", derive(JsonSchema))]
 #[serde(rename_all = "camelCase")]

@@ -131,7 +131,9 @@ impl<'a> Decider<'a> {
                 self.baseline = Some((baseline_hash(stable), stable.to_string(), canary_pods));
             }
 
-            let canary_ready = |d: &Self| {
+            // Whether the canary (and baseline) pods of the step are available; if not, waits
+            // for them (rolling back past the progress deadline) with `step` in the message.
+            let canary_ready = |d: &mut Self, step: &str| {
                 let available = d.available(target);
                 let baseline_ready = d.baseline.as_ref().is_none_or(|(hash, _, want)| {
                     d.revisions
@@ -139,18 +141,20 @@ impl<'a> Decider<'a> {
                         .find(|r| r.arm == Arm::Baseline && &r.hash == hash)
                         .is_some_and(|r| r.available >= *want)
                 });
-                (available, available >= canary_pods && baseline_ready)
+                if available >= canary_pods && baseline_ready {
+                    return true;
+                }
+                let what = format!(
+                    "step {}/{} {step}: canary {target} has {available}/{canary_pods} pods available",
+                    index + 1,
+                    d.spec.steps.len()
+                );
+                d.wait_for_pods(&what, true);
+                false
             };
             match &self.spec.steps[index] {
                 StepKind::SetCanaryScale(_) => {
-                    let (available, ready) = canary_ready(self);
-                    if !ready {
-                        let what = format!(
-                            "step {}/{} setCanaryScale: canary {target} has {available}/{canary_pods} pods available",
-                            index + 1,
-                            self.spec.steps.len()
-                        );
-                        self.wait_for_pods(&what, true);
+                    if !canary_ready(self, "setCanaryScale") {
                         return;
                     }
                     self.status.waiting_since = None;
@@ -163,14 +167,7 @@ impl<'a> Decider<'a> {
                     );
                 }
                 StepKind::SetHeaderRoute(route) => {
-                    let (available, ready) = canary_ready(self);
-                    if !ready {
-                        let what = format!(
-                            "step {}/{} setHeaderRoute: canary {target} has {available}/{canary_pods} pods available",
-                            index + 1,
-                            self.spec.steps.len()
-                        );
-                        self.wait_for_pods(&what, true);
+                    if !canary_ready(self, "setHeaderRoute") {
                         return;
                     }
                     if !self.route(weights, header) {
@@ -191,14 +188,7 @@ impl<'a> Decider<'a> {
                 }
                 StepKind::SetWeight(w) => {
                     let w = *w;
-                    let (available, ready) = canary_ready(self);
-                    if !ready {
-                        let what = format!(
-                            "step {}/{} setWeight {w}: canary {target} has {available}/{canary_pods} pods available",
-                            index + 1,
-                            self.spec.steps.len()
-                        );
-                        self.wait_for_pods(&what, true);
+                    if !canary_ready(self, &format!("setWeight {w}")) {
                         return;
                     }
                     if !self.route(weights, header) {
@@ -216,7 +206,10 @@ impl<'a> Decider<'a> {
                     }
                     self.advance(
                         index,
-                        format!("canary {target} at weight {w}% with {available} pods"),
+                        format!(
+                            "canary {target} at weight {w}% with {} pods",
+                            self.available(target)
+                        ),
                     );
                 }
                 StepKind::Pause(duration) => {

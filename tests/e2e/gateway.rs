@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::support::{
     BackgroundLoad, Fleet, Gateway, RolloutTest, create_rollout, eventually, firebreak, load,
-    phase, roll_out, settled, wait_for_rollout,
+    phase, roll_out, rollout_body, settled, wait_for_rollout,
 };
 
 fn http_routes(client: &Client, namespace: &str) -> Api<DynamicObject> {
@@ -29,24 +29,18 @@ fn host(namespace: &str) -> String {
     format!("{namespace}.test")
 }
 
-/// A Rollout of `replicas` pods serving on port 8080, routed by `routing` with `steps`.
+/// A Rollout of `replicas` pods serving on port 8080, routed by `routing` (`null`: no router)
+/// with `steps`.
 fn routed(name: &str, replicas: i32, steps: Value, routing: Value) -> Value {
-    json!({
-        "apiVersion": "firebreak.dev/v1alpha1",
-        "kind": "Rollout",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": name}},
-            "progressDeadlineSeconds": 120,
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{"name": "app", "image": format!("{name}:1"),
-                    "ports": [{"name": "http", "containerPort": 8080}]}]}
-            },
-            "strategy": {"canary": {"steps": steps, "trafficRouting": routing}}
-        }
-    })
+    let mut body = rollout_body(name, replicas, &format!("{name}:1"), steps);
+    let spec = &mut body["spec"];
+    spec["progressDeadlineSeconds"] = json!(120);
+    spec["template"]["spec"]["containers"][0]["ports"] =
+        json!([{"name": "http", "containerPort": 8080}]);
+    if !routing.is_null() {
+        spec["strategy"]["canary"]["trafficRouting"] = routing;
+    }
+    body
 }
 
 /// Routing through a managed HTTPRoute attached to `gateway` for the namespace's host name.
@@ -762,16 +756,12 @@ async fn without_a_router_traffic_through_the_gateway_follows_the_pods() {
         &user_route("web", &ns.name, &gateway, "main", "web", "/"),
     )
     .await;
-    let mut body = routed(
+    let body = routed(
         "web",
         4,
         json!([{"setWeight": 25}, {"pause": {}}]),
         json!(null),
     );
-    body["spec"]["strategy"]["canary"]
-        .as_object_mut()
-        .unwrap()
-        .remove("trafficRouting");
     create_rollout(&api, body).await;
     healthy(&api, "web").await;
     roll_out(&api, "web", "web:2", json!({})).await;

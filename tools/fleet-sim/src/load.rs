@@ -328,21 +328,9 @@ pub fn report_text(at: Duration, interval: Duration, tally: &Tally) -> String {
 /// "server_errors", "other"}}}`; rates in requests/second, `server_errors` are 5xx.
 pub fn report_json(at: Duration, interval: Duration, tally: &Tally) -> Value {
     let seconds = interval.as_secs_f64();
-    let revisions: serde_json::Map<String, Value> = tally
-        .revisions
-        .iter()
-        .map(|(revision, counts)| {
-            (
-                revision.clone(),
-                json!({
-                    "rps": per_second(counts.responses(), seconds),
-                    "ok": counts.ok,
-                    "server_errors": counts.server_errors,
-                    "other": counts.other,
-                }),
-            )
-        })
-        .collect();
+    let revisions = revisions_json(tally, "rps", |counts| {
+        per_second(counts.responses(), seconds)
+    });
     json!({
         "kind": "report",
         "at_seconds": at.as_secs_f64(),
@@ -354,6 +342,27 @@ pub fn report_json(at: Duration, interval: Duration, tally: &Tally) -> Value {
         "timeouts": tally.timeouts,
         "revisions": revisions,
     })
+}
+
+/// Per revision `{"ok", "server_errors", "other", extra}`, where `extra` is `value` of its counts.
+fn revisions_json(
+    tally: &Tally,
+    extra: &str,
+    value: impl Fn(&RevisionCounts) -> f64,
+) -> serde_json::Map<String, Value> {
+    tally
+        .revisions
+        .iter()
+        .map(|(revision, counts)| {
+            let mut fields = json!({
+                "ok": counts.ok,
+                "server_errors": counts.server_errors,
+                "other": counts.other,
+            });
+            fields[extra] = json!(value(counts));
+            (revision.clone(), fields)
+        })
+        .collect()
 }
 
 /// A revision's share of all responses, a fraction 0–1.
@@ -424,21 +433,7 @@ pub fn summary_text(summary: &Summary) -> String {
 /// responses, `server_errors` are 5xx, the latencies are `null` without responses.
 pub fn summary_json(summary: &Summary) -> Value {
     let tally = &summary.tally;
-    let revisions: serde_json::Map<String, Value> = tally
-        .revisions
-        .iter()
-        .map(|(revision, counts)| {
-            (
-                revision.clone(),
-                json!({
-                    "ok": counts.ok,
-                    "server_errors": counts.server_errors,
-                    "other": counts.other,
-                    "share": share(counts, tally),
-                }),
-            )
-        })
-        .collect();
+    let revisions = revisions_json(tally, "share", |counts| share(counts, tally));
     let seconds = |d: Option<Duration>| d.map(|d| d.as_secs_f64());
     json!({
         "kind": "summary",

@@ -54,42 +54,55 @@ say "installing the Rollout CRD, starting the fleet simulator and the controller
 install_crds "$firebreak" "$kubectl"
 "$kubectl" create namespace "$ns" >/dev/null
 
-FIREBREAK_LOG=warn "$fleet_sim" --namespace "$ns" --listen 127.0.0.1:0 --seed 7 \
-    >"$logs/simulator.out" 2>"$logs/simulator.log" &
-pids+=($!)
-for _ in $(seq 100); do
-    address="$(sed -n 's/^listening on //p' "$logs/simulator.out" 2>/dev/null | head -1)"
-    [[ -n "$address" ]] && break
-    sleep 0.1
-done
-[[ -n "${address:-}" ]] || { echo "the fleet simulator did not start; see $logs/simulator.log" >&2; exit 1; }
-printf '[{"targets": ["%s"], "labels": {"fleet": "demo"}}]\n' "$address" >"$FIREBREAK_SCRAPE_DIR/demo.json"
-echo "fleet simulator on $address, scraped by Prometheus at $FIREBREAK_PROMETHEUS_URL"
-
-"$firebreak" controller --namespace "$ns" >"$logs/controller.log" 2>&1 &
-pids+=($!)
-echo "controller running (log: $logs/controller.log)"
-
-apply() {
-    sed "s#http://prometheus.monitoring:9090#$FIREBREAK_PROMETHEUS_URL#" "examples/demo/$1" |
-        "$kubectl" apply -n "$ns" -f - >/dev/null
+# start_namespace NS SEED [FLEET-SIM FLAGS...]: a fleet simulator for namespace NS (scraped by
+# Prometheus) and a controller watching it, both stopped by `cleanup`.
+start_namespace() {
+    local namespace="$1" seed="$2" address=""
+    shift 2
+    FIREBREAK_LOG=warn "$fleet_sim" --namespace "$namespace" --listen 127.0.0.1:0 --seed "$seed" "$@" \
+        >"$logs/$namespace.simulator.out" 2>"$logs/$namespace.simulator.log" &
+    pids+=($!)
+    for _ in $(seq 100); do
+        address="$(sed -n 's/^listening on //p' "$logs/$namespace.simulator.out" 2>/dev/null | head -1)"
+        [[ -n "$address" ]] && break
+        sleep 0.1
+    done
+    [[ -n "$address" ]] || { echo "the fleet simulator did not start; see $logs/$namespace.simulator.log" >&2; exit 1; }
+    printf '[{"targets": ["%s"], "labels": {"fleet": "%s"}}]\n' "$address" "$namespace" >"$FIREBREAK_SCRAPE_DIR/$namespace.json"
+    echo "fleet simulator for $namespace on $address, scraped by Prometheus at $FIREBREAK_PROMETHEUS_URL"
+    "$firebreak" controller --namespace "$namespace" >"$logs/$namespace.controller.log" 2>&1 &
+    pids+=($!)
+    echo "controller for $namespace running (log: $logs/$namespace.controller.log)"
 }
 
+# apply FILE NS: applies examples/demo/FILE to NS with the environment's Prometheus and Gateway.
+apply() {
+    sed -e "s#http://prometheus.monitoring:9090#$FIREBREAK_PROMETHEUS_URL#" \
+        -e "s#GATEWAY_NAMESPACE#$FIREBREAK_GATEWAY_NAMESPACE#" \
+        -e "s#GATEWAY_NAME#$FIREBREAK_GATEWAY_NAME#" "examples/demo/$1" |
+        "$kubectl" apply -n "$2" -f - >/dev/null
+}
+
+# watch_until ROLLOUT NS PHASE LOG WHAT: prints each change of the rollout live until it settles
+# (the final full status goes to LOG) and fails unless it ended in PHASE.
+watch_until() {
+    "$firebreak" status "$1" -n "$2" --watch --timeout 600 | tee "$logs/$4" | sed -u '/^Rollout/,$d' || true
+    grep -q "^Phase     $3" "$logs/$4" || { echo "$5" >&2; cat "$logs/$4" >&2; exit 1; }
+}
+
+start_namespace "$ns" 7
+
 say "v1: first deploy goes straight to stable"
-apply checkout-v1.yaml
+apply checkout-v1.yaml "$ns"
 "$firebreak" status checkout -n "$ns" --watch --timeout 120 | sed '/^Rollout/,$d'
 
 say "v2: a healthy new version walks through 20% and 50% and is promoted once the judge is sure"
-apply checkout-v2.yaml
-# Live: each change of the rollout is printed as it happens (the final full status is kept for
-# the checks below).
-"$firebreak" status checkout -n "$ns" --watch --timeout 600 | tee "$logs/v2.txt" | sed -u '/^Rollout/,$d' || true
-grep -q '^Phase     Healthy' "$logs/v2.txt" || { echo "v2 was not promoted" >&2; cat "$logs/v2.txt" >&2; exit 1; }
+apply checkout-v2.yaml "$ns"
+watch_until checkout "$ns" Healthy v2.txt "v2 was not promoted"
 
 say "v3: 5% errors (5x v2) — rolled back automatically"
-apply checkout-v3.yaml
-"$firebreak" status checkout -n "$ns" --watch --timeout 600 | tee "$logs/v3.txt" | sed -u '/^Rollout/,$d' || true
-grep -q '^Phase     RolledBack' "$logs/v3.txt" || { echo "v3 was not rolled back" >&2; cat "$logs/v3.txt" >&2; exit 1; }
+apply checkout-v3.yaml "$ns"
+watch_until checkout "$ns" RolledBack v3.txt "v3 was not rolled back"
 
 say "final state"
 sed -n '/^Rollout/,$p' "$logs/v3.txt"
@@ -105,29 +118,11 @@ gns=demo-gateway
 "$kubectl" create namespace "$gns" >/dev/null
 # This simulator answers real HTTP requests on each pod's IP (inside this private network
 # namespace) and counts them; the gateway proxies to those IPs.
-FIREBREAK_LOG=warn "$fleet_sim" --namespace "$gns" --serve-pods --listen 127.0.0.1:0 --seed 11 \
-    >"$logs/gateway-simulator.out" 2>"$logs/gateway-simulator.log" &
-pids+=($!)
-for _ in $(seq 100); do
-    gaddress="$(sed -n 's/^listening on //p' "$logs/gateway-simulator.out" 2>/dev/null | head -1)"
-    [[ -n "$gaddress" ]] && break
-    sleep 0.1
-done
-[[ -n "${gaddress:-}" ]] || { echo "the serving fleet simulator did not start; see $logs/gateway-simulator.log" >&2; exit 1; }
-printf '[{"targets": ["%s"], "labels": {"fleet": "demo-gateway"}}]\n' "$gaddress" >"$FIREBREAK_SCRAPE_DIR/demo-gateway.json"
-"$firebreak" controller --namespace "$gns" >"$logs/gateway-controller.log" 2>&1 &
-pids+=($!)
+start_namespace "$gns" 11 --serve-pods
 echo "gateway $FIREBREAK_GATEWAY_NAMESPACE/$FIREBREAK_GATEWAY_NAME at $FIREBREAK_GATEWAY_URL; storefront.demo is routed by an HTTPRoute Firebreak creates"
 
-apply_gateway() {
-    sed -e "s#http://prometheus.monitoring:9090#$FIREBREAK_PROMETHEUS_URL#" \
-        -e "s#GATEWAY_NAMESPACE#$FIREBREAK_GATEWAY_NAMESPACE#" \
-        -e "s#GATEWAY_NAME#$FIREBREAK_GATEWAY_NAME#" "examples/demo/$1" |
-        "$kubectl" apply -n "$gns" -f - >/dev/null
-}
-
 say "storefront v1: 4 pods, deployed straight to stable"
-apply_gateway storefront-v1.yaml
+apply storefront-v1.yaml "$gns"
 "$firebreak" status storefront -n "$gns" --watch --timeout 120 | sed '/^Rollout/,$d'
 
 say "live requests per second per revision (pod-template-hash), 400 requests/s through the gateway"
@@ -137,14 +132,12 @@ pids+=($!)
 sleep 4
 
 say "storefront v2: healthy, canaried at exactly 5% then 25% of requests (with 4 pods), then promoted"
-apply_gateway storefront-v2.yaml
-"$firebreak" status storefront -n "$gns" --watch --timeout 600 | tee "$logs/storefront-v2.txt" | sed -u '/^Rollout/,$d' || true
-grep -q '^Phase     Healthy' "$logs/storefront-v2.txt" || { echo "storefront v2 was not promoted" >&2; cat "$logs/storefront-v2.txt" >&2; exit 1; }
+apply storefront-v2.yaml "$gns"
+watch_until storefront "$gns" Healthy storefront-v2.txt "storefront v2 was not promoted"
 
 say "storefront v3: 15% errors at 5% of traffic — rolled back, all requests back on stable"
-apply_gateway storefront-v3.yaml
-"$firebreak" status storefront -n "$gns" --watch --timeout 600 | tee "$logs/storefront-v3.txt" | sed -u '/^Rollout/,$d' || true
-grep -q '^Phase     RolledBack' "$logs/storefront-v3.txt" || { echo "storefront v3 was not rolled back" >&2; cat "$logs/storefront-v3.txt" >&2; exit 1; }
+apply storefront-v3.yaml "$gns"
+watch_until storefront "$gns" RolledBack storefront-v3.txt "storefront v3 was not rolled back"
 sleep 4
 
 say "storefront: rollback reason and the mitigation, in order"

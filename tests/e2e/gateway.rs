@@ -359,12 +359,19 @@ async fn two_existing_routes_move_all_or_nothing_and_a_failure_is_a_condition_an
         (ready.status.as_str(), ready.reason.as_str()),
         ("False", "RouterFailed")
     );
-    // All or nothing: the first route was put back exactly.
-    let stored = routes.get("first").await.unwrap();
-    assert_eq!(
-        backends(&stored, "main"),
-        json!([{"group": "", "kind": "Service", "name": "web-stable", "port": 8080, "weight": 1}])
-    );
+    // All or nothing: the first route was put back exactly. (Each retry writes it and puts it
+    // back again, so a read may land in between: wait for the put-back state.)
+    let original =
+        json!([{"group": "", "kind": "Service", "name": "web-stable", "port": 8080, "weight": 1}]);
+    eventually("the first route put back", Duration::from_secs(10), || {
+        let routes = routes.clone();
+        let original = original.clone();
+        async move {
+            let stored = routes.get("first").await.ok()?;
+            (backends(&stored, "main") == original).then_some(())
+        }
+    })
+    .await;
     // And the failure is an Event, not only a log line.
     let events: Api<k8s_openapi::api::events::v1::Event> =
         Api::namespaced(env.client.clone(), &ns.name);
